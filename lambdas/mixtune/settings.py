@@ -1,0 +1,43 @@
+"""Service settings: one pydantic model of the Lambda environment.
+
+The CDK app and the local cloud set exactly these variables (see :mod:`mixtune.functions`);
+nothing else in the package reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendName = Literal["local", "sagemaker", "hyperpod"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MIXTUNE_", extra="ignore", frozen=True)
+
+    raw_bucket: str = "mixtune-raw"
+    work_bucket: str = "mixtune-work"
+    runs_table: str = "mixtune-runs"
+    idempotency_table: str = "mixtune-idempotency"
+    topic_arn: str = ""
+    state_machine_arn: str = ""
+    # The general-data catalog (local path or s3:// URI) used by the mix step.
+    catalog_uri: str = ""
+    # Training backend used when a run's config names none.
+    default_backend: BackendName = "local"
+    base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    training_image_uri: str = ""
+    sagemaker_role_arn: str = ""
+    hyperpod_cluster_name: str = ""
+    hyperpod_namespace: str = "mixtune"
+    # Working folder of the local backend (subprocess training on this machine).
+    local_workdir: str = ""
+    # Datasets an EventBridge schedule re-runs: comma-separated s3:// URIs.
+    scheduled_datasets: str = ""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
