@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import pytest
+
+from mixtune.sample_data import INTENTS, support_intents, write_rows
+
+
+def test_same_seed_gives_same_rows_and_another_seed_differs() -> None:
+    assert support_intents(50, seed=3) == support_intents(50, seed=3)
+    assert support_intents(50, seed=3) != support_intents(50, seed=4)
+
+
+def test_intents_are_balanced() -> None:
+    counts = Counter(row["intent"] for row in support_intents(len(INTENTS) * 10))
+    assert set(counts) == set(INTENTS)
+    assert set(counts.values()) == {10}
+
+
+def test_collision_share_adds_template_collisions_only_when_asked() -> None:
+    markers = ("User:", "Assistant:", "[EOS]", "System:", "<|endoftext|>", "customer:", "<image>")
+    clean = support_intents(300, collision_share=0.0)
+    dirty = support_intents(300, collision_share=0.5)
+    assert not any(m in row["text"] for row in clean for m in markers)
+    assert sum(any(m in row["text"] for m in markers) for row in dirty) > 100
+
+
+def test_write_rows_by_suffix(tmp_path) -> None:
+    rows = support_intents(5)
+    with open(write_rows(rows, tmp_path / "a.csv"), newline="") as handle:
+        assert list(csv.DictReader(handle)) == rows
+    lines = write_rows(rows, tmp_path / "a.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == rows
+    with pytest.raises(ValueError, match="suffix"):
+        write_rows(rows, tmp_path / "a.txt")
