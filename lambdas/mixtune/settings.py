@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     local_workdir: str = ""
     # Datasets an EventBridge schedule re-runs: comma-separated s3:// URIs.
     scheduled_datasets: str = ""
+    # The state machine's poll loops: seconds between polls (1 locally, 60 on AWS) and the
+    # most polls of one job before the run fails.
+    poll_seconds: int = 60
+    max_polls: int = 720
+    # The prepare function, invoked asynchronously by the API and the schedule.
+    prepare_function_name: str = "mixtune-prepare"
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -102,18 +103,24 @@ def run_in_process(handler: str, env: dict[str, str], event: Any) -> tuple[str, 
 
 def run_in_subprocess(handler: str, env: dict[str, str], event: Any) -> tuple[str, bool, str]:
     """Run the handler in a fresh interpreter (`python -m mixtune.local.lambda_worker`)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "mixtune.local.lambda_worker", handler],
-        input=json.dumps(event),
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=False,
-    )
+    # stderr goes to a file, not a pipe: a process the handler leaves running (a detached
+    # training job) would otherwise hold the pipe open and block this call until it exits.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mixtune.local.lambda_worker", handler],
+            input=json.dumps(event),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, **env},
+            check=False,
+        )
+        log.seek(0)
+        logs = log.read()
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
-        payload = {"errorType": "Runtime.ExitError", "errorMessage": proc.stderr.strip()[-2000:]}
-        return json.dumps(payload), True, proc.stderr
-    return proc.stdout.strip().splitlines()[-1], proc.returncode == 1, proc.stderr
+        payload = {"errorType": "Runtime.ExitError", "errorMessage": logs.strip()[-2000:]}
+        return json.dumps(payload), True, logs
+    return proc.stdout.strip().splitlines()[-1], proc.returncode == 1, logs
 
 
 RUNNERS: dict[str, Runner] = {"in_process": run_in_process, "subprocess": run_in_subprocess}

@@ -1,0 +1,128 @@
+"""Benchmark the mixer: N domain + N general records, against one plain read-and-write pass.
+
+    .venv/bin/python benchmarks/bench_mix.py               # 1,000,000 + 1,000,000 records
+    .venv/bin/python benchmarks/bench_mix.py --records 100000
+
+The baseline is the cheapest line-oriented job over the same data, measured in the same
+run: read every line of both inputs and write it to one output file. Each measurement runs
+in its own child process, so the peak RSS (ru_maxrss) is the mixer's alone, and timing
+starts after imports. Data generation is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+WORDS = (
+    "the a my card bank account transfer payment why how when can I you is not yet arrived top up "
+    "refund cash machine pin exchange rate fee pending declined country travel phone app verify"
+).split()
+
+BASELINE = """
+import json, resource, sys, time
+start = time.perf_counter()
+with open(sys.argv[3], "wb") as out:
+    for path in sys.argv[1:3]:
+        with open(path, "rb") as src:
+            for line in src:
+                out.write(line)
+print(json.dumps({"seconds": time.perf_counter() - start,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+MIX = """
+import json, resource, sys, time
+from mixtune.mixing import Catalog, mix_datasets
+domain, general, out, unit, count_tokens = sys.argv[1:6]
+catalog = Catalog.parse({"sources": [{"name": "general", "category": "general", "uri": general,
+                                      "format": "prepared", "licence": "synthetic"}]})
+spec = {"domain_percent": 50, "categories": {"general": 100}, "unit": unit, "seed": 7}
+start = time.perf_counter()
+manifest = mix_datasets(domain, catalog, spec, out, count_tokens=count_tokens == "1", workdir=sys.argv[6])
+print(json.dumps({"seconds": time.perf_counter() - start,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "records": manifest.output.records,
+                  "shares": {p.name: p.token_percent if unit == "tokens" else p.record_percent
+                             for p in manifest.parts}}))
+"""
+
+
+def write_records(path: Path, count: int, seed: int, tag: str) -> None:
+    rng = random.Random(seed)
+    with open(path, "wb") as handle:
+        batch = []
+        for index in range(count):
+            question = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30)))
+            answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40)))
+            record = {
+                "schemaVersion": "bedrock-conversation-2024",
+                "messages": [
+                    {"role": "user", "content": [{"text": f"{tag} {index}: {question}"}]},
+                    {"role": "assistant", "content": [{"text": answer}]},
+                ],
+            }
+            batch.append(orjson.dumps(record))
+            if len(batch) == 10000:
+                handle.write(b"\n".join(batch) + b"\n")
+                batch.clear()
+        if batch:
+            handle.write(b"\n".join(batch) + b"\n")
+
+
+def run_child(code: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"child failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="records per side (domain, general)")
+    parser.add_argument("--workdir", default=None, help="folder for the data (default: a temporary folder)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each case this many times, keep the best")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mixtune-bench-", dir=args.workdir) as tmp:
+        folder = Path(tmp)
+        domain, general = folder / "domain.jsonl", folder / "general.jsonl"
+        write_records(domain, args.records, 1, "domain")
+        write_records(general, args.records, 2, "general")
+        size_mb = (domain.stat().st_size + general.stat().st_size) / 1e6
+        print(f"data: {args.records:,} + {args.records:,} records, {size_mb:,.0f} MB", flush=True)
+        cases = [
+            ("examples, no token counts", "examples", "0"),
+            ("examples, token counts", "examples", "1"),
+            ("tokens", "tokens", "1"),
+        ]
+        rows = []
+        for label, unit, count_tokens in cases:
+            best_baseline, best_mix = None, None
+            for attempt in range(args.repeat):
+                # Baseline and mix alternate so that machine noise hits both alike.
+                baseline = run_child(BASELINE, str(domain), str(general), str(folder / "baseline.jsonl"))
+                out = folder / f"mix-{unit}-{count_tokens}-{attempt}"
+                mix = run_child(MIX, str(domain), str(general), str(out), unit, count_tokens, str(folder))
+                (out / "mixed.jsonl").unlink()
+                best_baseline = min(best_baseline or baseline, baseline, key=lambda r: r["seconds"])
+                best_mix = min(best_mix or mix, mix, key=lambda r: r["seconds"])
+            ratio = best_mix["seconds"] / best_baseline["seconds"]
+            rows.append((label, best_baseline, best_mix, ratio))
+            print(
+                f"{label:<28} baseline {best_baseline['seconds']:6.2f} s  mix {best_mix['seconds']:6.2f} s  "
+                f"ratio {ratio:4.2f}x  mix peak RSS {best_mix['peak_rss_mb']:6.0f} MB  "
+                f"(baseline RSS {best_baseline['peak_rss_mb']:.0f} MB)  shares {best_mix['shares']}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Benchmark of `prepare_dataset` against a raw floor, in the same run.
+
+Builds a JSONL file of Banking77 rows repeated (``{"text": ..., "category": ...}``; repeats
+get a ``#k`` suffix so that they are not exact duplicates), then runs, each in a fresh child
+process so that peak RSS is its own:
+
+* the floor: read every line + ``json.loads`` + ``json.dumps``;
+* mixtune: ``prepare_dataset`` (convert, sanitize, validate, dedupe, split, write).
+
+Prints records/s, peak RSS and the ratio ours/floor; ``--sizes`` runs several input sizes
+to show that peak RSS stays flat. Usage::
+
+    .venv/bin/python benchmarks/bench_prepare.py                      # 1,000,000 records
+    .venv/bin/python benchmarks/bench_prepare.py --records 100000
+    .venv/bin/python benchmarks/bench_prepare.py --sizes 100000,1000000,10000000 --skip-floor-above 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "banking77" / "train.csv"
+
+
+def build_jsonl(source: Path, records: int, path: Path) -> int:
+    with open(source, newline="", encoding="utf-8") as handle:
+        rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    written = 0
+    with open(path, "wb") as out:
+        batch: list[bytes] = []
+        while written < records:
+            repeat, index = divmod(written, len(rows))
+            text, label = rows[index]
+            if repeat:
+                text = f"{text} #{repeat}"
+            batch.append(orjson.dumps({"text": text, "category": label}))
+            written += 1
+            if len(batch) >= 65536:
+                out.write(b"\n".join(batch) + b"\n")
+                batch = []
+        if batch:
+            out.write(b"\n".join(batch) + b"\n")
+    return path.stat().st_size
+
+
+def child_floor(path: str) -> dict:
+    started = time.perf_counter()
+    count = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            json.dumps(json.loads(line))
+            count += 1
+    return {"records": count, "seconds": time.perf_counter() - started}
+
+
+def child_prepare(path: str, out: str) -> dict:
+    from mixtune.dataprep import prepare_dataset
+
+    started = time.perf_counter()
+    report = prepare_dataset(path, out)
+    seconds = time.perf_counter() - started
+    return {
+        "records": report.counts.input,
+        "kept": report.counts.kept,
+        "accepted": report.accepted,
+        "seconds": seconds,
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM: per address space, so exec resets it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # may include the parent's peak
+
+
+def run_child(kind: str, path: Path, out: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--sizes", help="comma-separated record counts (overrides --records)")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="Banking77 train.csv")
+    parser.add_argument("--workdir", type=Path, help="where the input and outputs go (default: a temp dir)")
+    parser.add_argument("--skip-floor-above", type=int, help="do not run the floor for sizes above N records")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, path, out = args.child
+        result = child_floor(path) if kind == "floor" else child_prepare(path, out)
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return 0
+    if not args.source.is_file():
+        print(f"no {args.source}: the benchmark needs ../shared/data/banking77", file=sys.stderr)
+        return 2
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.records]
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for size in sizes:
+            path = Path(tmp, f"bench_{size}.jsonl")
+            megabytes = build_jsonl(args.source, size, path) / 1e6
+            line = {"records": size, "input_mb": round(megabytes, 1)}
+            if args.skip_floor_above is None or size <= args.skip_floor_above:
+                floor = run_child("floor", path, Path(tmp, "unused"))
+                line |= {
+                    "floor_rps": round(floor["records"] / floor["seconds"]),
+                    "floor_rss_mb": round(floor["peak_rss_mb"], 1),
+                }
+            ours = run_child("prepare", path, Path(tmp, f"out_{size}"))
+            line |= {
+                "ours_rps": round(ours["records"] / ours["seconds"]),
+                "ours_seconds": round(ours["seconds"], 2),
+                "ours_rss_mb": round(ours["peak_rss_mb"], 1),
+                "kept": ours["kept"],
+                "accepted": ours["accepted"],
+            }
+            if "floor_rps" in line:
+                line["ratio"] = round(line["ours_rps"] / line["floor_rps"], 3)
+            print(json.dumps(line), flush=True)
+            path.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

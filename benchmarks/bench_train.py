@@ -1,0 +1,165 @@
+"""Training throughput: mixtune's LoRA SFT (with and without packing) vs a plain TRL call.
+
+All three runs train on the same synthetic support-intent records in one process and report
+the tokens TRL counted (non-padding tokens) per second of training loop, plus peak memory
+(CUDA allocator where a GPU is present, else the process's peak RSS).
+
+    .venv/bin/python benchmarks/bench_train.py --steps 6            # SmolLM2-135M, CPU here
+    .venv/bin/python benchmarks/bench_train.py --base-model tiny     # seconds, a smoke check
+
+The plain TRL run is ``SFTTrainer(model=<folder>, args=SFTConfig(output_dir, max_steps))`` on
+the records as ``messages``: TRL's defaults (full fine-tuning, gradient checkpointing, bf16
+where available, loss on every token, batch 8). It is the baseline a user would start from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mixtune.records import ConversationRecord
+from mixtune.sample_data import INTENTS, support_intents
+from mixtune.training_config import TrainConfig
+
+SYSTEM = f"Classify the customer message. Answer with one label only: {', '.join(INTENTS)}."
+
+
+def write_records(path: Path, n: int) -> list[ConversationRecord]:
+    records = [
+        ConversationRecord.from_turns([("user", r["text"]), ("assistant", r["intent"])], system=SYSTEM)
+        for r in support_intents(n, seed=0)
+    ]
+    path.write_text("".join(r.to_json_line() + "\n" for r in records))
+    return records
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def reset_peak() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def run_mixtune(data: Path, out: Path, args: argparse.Namespace, packing: bool) -> dict[str, Any]:
+    from mixtune_training.train import train
+
+    reset_peak()
+    config = TrainConfig(
+        base_model=args.base_model,
+        data=str(data),
+        output=str(out),
+        max_steps=args.steps,
+        per_device_batch_size=args.batch_size,
+        max_length=args.max_length,
+        packing=packing,
+        logging_steps=1,
+    )
+    metrics = train(config)
+    return {
+        "tokens": metrics["tokens"],
+        "seconds": metrics["train_wall_time_s"],
+        "final_loss": metrics["final_loss"],
+    }
+
+
+def run_plain_trl(records: list[ConversationRecord], out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from mixtune_training.chat import to_messages
+    from mixtune_training.models import resolve_base_model
+
+    reset_peak()
+    dataset = Dataset.from_list([{"messages": to_messages(r)} for r in records])
+    # TRL's defaults, except bf16, which its validation refuses on a CPU
+    sft_args = SFTConfig(
+        output_dir=str(out),
+        max_steps=args.steps,
+        report_to="none",
+        disable_tqdm=True,
+        bf16=torch.cuda.is_available(),
+    )
+    trainer = SFTTrainer(model=str(resolve_base_model(args.base_model)), args=sft_args, train_dataset=dataset)
+    started = time.monotonic()
+    trainer.train()
+    seconds = time.monotonic() - started
+    history = trainer.state.log_history
+    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    losses = [h["loss"] for h in history if "loss" in h]
+    return {"tokens": int(tokens), "seconds": seconds, "final_loss": losses[-1] if losses else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-model", default="smollm2")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--records", type=int, default=400)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from mixtune_training.common import quiet_progress
+
+    quiet_progress()
+    torch.manual_seed(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "train.jsonl"
+        records = write_records(data, args.records)
+        runs = [
+            ("mixtune LoRA, no packing", lambda: run_mixtune(data, Path(tmp) / "a", args, packing=False)),
+            ("mixtune LoRA, packing", lambda: run_mixtune(data, Path(tmp) / "b", args, packing=True)),
+            ("plain TRL SFTTrainer defaults", lambda: run_plain_trl(records, Path(tmp) / "c", args)),
+        ]
+        for name, run in runs:
+            result = run()
+            result.update(
+                name=name,
+                tokens_per_s=result["tokens"] / result["seconds"] if result["seconds"] else 0.0,
+                peak_memory_mb=peak_memory_mb(),
+            )
+            rows.append(result)
+            print(json.dumps(result), file=sys.stderr)
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"\n{args.base_model}, {args.steps} steps, batch {args.batch_size}, max_length {args.max_length}, {device}\n"
+    )
+    print("| run | tokens | seconds | tokens/s | peak memory MiB |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['name']} | {row['tokens']} | {row['seconds']:.1f} | {row['tokens_per_s']:.0f} | "
+            f"{row['peak_memory_mb']:.0f} |"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "device": device, "runs": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

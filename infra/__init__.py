@@ -1,0 +1,1 @@
+"""The mixtune CDK app (see docs/infra.md)."""

@@ -1,0 +1,1 @@
+"""The mixtune stacks, split by concern: storage, pipeline, API."""

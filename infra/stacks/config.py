@@ -1,0 +1,94 @@
+"""Deployment settings read from CDK context: one pydantic model, validated at synth time.
+
+Every field is documented in docs/infra.md; the context key is the camelCase alias.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from aws_cdk import App
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+_SCHEDULE_EXPRESSION = re.compile(r"^(cron|rate)\(.+\)$")
+
+
+class _ContextModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class ScheduleConfig(_ContextModel):
+    """One EventBridge rule that re-runs datasets through the `schedule` Lambda."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9-]{1,40}$")
+    expression: str  # "cron(0 3 * * ? *)" or "rate(7 days)"
+    # What mixtune.handlers.schedule does: re-run datasets or re-evaluate the promoted adapter.
+    action: Literal["rerun", "reevaluate"] = "rerun"
+    datasets: tuple[str, ...] = ()  # s3:// URIs; empty = the service's scheduled_datasets
+
+    @field_validator("expression")
+    @classmethod
+    def _cron_or_rate(cls, value: str) -> str:
+        if not _SCHEDULE_EXPRESSION.match(value):
+            raise ValueError(f"schedule expression must be cron(...) or rate(...), got {value!r}")
+        return value
+
+
+class ApiThrottle(_ContextModel):
+    rate_limit: float = 10.0  # steady requests per second
+    burst_limit: int = 20
+
+
+class InfraConfig(_ContextModel):
+    """What a deployment may change without touching code."""
+
+    prefix: str = Field("mixtune", pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    notification_email: str | None = None
+    schedules: tuple[ScheduleConfig, ...] = ()
+    # The SageMaker HyperPod cluster (what the backend describes) and the EKS cluster behind it
+    # (what the access entry maps into): both or neither; "" = no HyperPod access at all.
+    hyperpod_cluster_name: str = ""
+    hyperpod_eks_cluster_name: str = ""
+    hyperpod_namespace: str = Field("mixtune", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    hyperpod_kubernetes_group: str = "mixtune-job-launchers"
+    default_backend: Literal["sagemaker", "hyperpod", "local"] = "sagemaker"
+    base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    training_image_uri: str = ""
+    catalog_uri: str = ""  # "" = s3://<work bucket>/catalog/catalog.yaml
+    # Reserved concurrency per function name; 0 leaves the function unreserved.
+    reserved_concurrency: dict[str, int] = Field(
+        default_factory=lambda: {"prepare": 5, "launch_job": 5, "schedule": 1, "api": 10}
+    )
+    api_throttle: ApiThrottle = ApiThrottle()
+    log_retention_days: int = 90
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    rejected_expiry_days: int = Field(30, ge=1)
+    tmp_expiry_days: int = Field(7, ge=1)
+
+    @model_validator(mode="after")
+    def _hyperpod_names_together(self) -> InfraConfig:
+        if bool(self.hyperpod_cluster_name) != bool(self.hyperpod_eks_cluster_name):
+            raise ValueError("set both hyperpodClusterName and hyperpodEksClusterName, or neither")
+        return self
+
+    @property
+    def hyperpod_enabled(self) -> bool:
+        return bool(self.hyperpod_eks_cluster_name)
+
+    @classmethod
+    def context_keys(cls) -> list[str]:
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+    @classmethod
+    def from_app(cls, app: App) -> InfraConfig:
+        values = {}
+        for key in cls.context_keys():
+            value = app.node.try_get_context(key)
+            if isinstance(value, str) and value.startswith(("[", "{")):
+                value = json.loads(value)  # `cdk synth -c key='[...]'` passes JSON as text
+            if value is not None and value != "":
+                values[key] = value
+        return cls.model_validate(values)

@@ -1,0 +1,287 @@
+"""Pipeline: the Lambdas, the state machine, the S3 trigger, the schedules and the alarms."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from mixtune.functions import FUNCTIONS, FunctionDef, function
+
+from .asl import check_placeholders, load_definition
+from .config import InfraConfig, ScheduleConfig
+from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
+from .functions import FunctionFactory, powertools_environment, retention, settings_environment
+from .layer import dependencies_layer
+from .nag import acknowledge
+from .storage import StorageStack
+from .training import TrainingIdentities
+
+INCOMING_PREFIX = "incoming/"
+INCOMING_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+# Functions that run in the API stack (their invoke permission must live beside the API).
+API_FUNCTIONS = ("api",)
+# Functions invoked asynchronously (S3, EventBridge): failed events go to a dead-letter queue.
+ASYNC_FUNCTIONS = ("prepare", "schedule")
+# Functions that run as the HyperPod launcher role.
+LAUNCHER_FUNCTIONS = ("launch_job", "poll_job")
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: InfraConfig, storage: StorageStack, **kwargs: object
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.storage = storage
+        self.state_machine_name = f"{config.prefix}-pipeline"
+        self.state_machine_arn = self.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        # Named, not generated: `api` and `schedule` invoke it by name, and so may its own settings.
+        self.prepare_function_name = f"{config.prefix}-prepare"
+        self.prepare_function_arn = self.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=self.prepare_function_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.targets = Targets(
+            names=storage.names,
+            key=storage.key,
+            topic_arn=storage.topic.topic_arn,
+            state_machine_arn=self.state_machine_arn,
+            prepare_function_arn=self.prepare_function_arn,
+        )
+        self.training = TrainingIdentities(self, "Training", config=config, targets=self.targets)
+        self.factory = FunctionFactory(
+            layer=dependencies_layer(self, "DependenciesLayer"),
+            environment={**powertools_environment(config.prefix), **settings_environment(self._settings_values())},
+            config=config,
+        )
+
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        self.functions: dict[str, lambda_.Function] = {}
+        for fn in FUNCTIONS:
+            if fn.name not in API_FUNCTIONS:
+                self.functions[fn.name] = self._function(fn)
+
+        self._trigger_prepare_on_upload()
+        self.state_machine = self._state_machine()
+        self._schedules()
+        self.alarms = self._alarms()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _settings_values(self) -> dict[str, str]:
+        storage, config = self.storage, self.config
+        scheduled = sorted({uri for schedule in config.schedules for uri in schedule.datasets})
+        return {
+            "raw_bucket": storage.raw_bucket.bucket_name,
+            "work_bucket": storage.work_bucket.bucket_name,
+            "runs_table": storage.runs_table.table_name,
+            "idempotency_table": storage.idempotency_table.table_name,
+            "topic_arn": storage.topic.topic_arn,
+            "state_machine_arn": self.state_machine_arn,
+            "catalog_uri": config.catalog_uri or f"s3://{storage.work_bucket.bucket_name}/catalog/catalog.yaml",
+            "default_backend": config.default_backend,
+            "base_model": config.base_model,
+            "training_image_uri": config.training_image_uri,
+            "sagemaker_role_arn": self.training.sagemaker_role.role_arn,
+            "hyperpod_cluster_name": config.hyperpod_cluster_name,
+            "hyperpod_namespace": config.hyperpod_namespace,
+            "local_workdir": "/tmp/mixtune",  # Lambda's only writable folder; the local backend is unused here
+            "scheduled_datasets": ",".join(scheduled),
+            "prepare_function_name": self.prepare_function_name,
+        }
+
+    # -- functions --------------------------------------------------------------------------
+
+    def _function(self, fn: FunctionDef) -> lambda_.Function:
+        role = self.training.launcher_role if fn.name in LAUNCHER_FUNCTIONS else None
+        extra: dict[str, object] = {}
+        if fn.name in ASYNC_FUNCTIONS:
+            queue = self._dead_letter_queue(fn)
+            extra = {
+                "on_failure": destinations.SqsDestination(queue),
+                "retry_attempts": 2,
+                "max_event_age": Duration.hours(6),
+            }
+        if fn.name == "prepare":
+            extra["function_name"] = self.prepare_function_name
+        handle = self.factory.create(self, fn, role=role, **extra)
+        if fn.name in ASYNC_FUNCTIONS:
+            acknowledge(
+                handle.role,
+                {
+                    f"AwsSolutions-IAM5[Action::{action}]": (
+                        "CDK's grant to send failed events to the KMS-encrypted dead-letter queue."
+                    )
+                    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+                },
+            )
+        grant_access(handle.role, ACCESS[fn.name], self.targets)
+        acknowledge_lambda_basics(handle, handle.role)
+        return handle
+
+    def _dead_letter_queue(self, fn: FunctionDef) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            f"{fn.camel}DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.storage.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(queue, {"AwsSolutions-SQS3": "This queue is itself the dead-letter destination of failed events."})
+        self.dead_letter_queues[fn.name] = queue
+        return queue
+
+    def _trigger_prepare_on_upload(self) -> None:
+        # An imported reference keeps the notification in this stack: no storage->pipeline cycle.
+        raw = s3.Bucket.from_bucket_attributes(
+            self, "RawBucketRef", bucket_arn=self.storage.raw_bucket.bucket_arn
+        )
+        for suffix in INCOMING_SUFFIXES:
+            raw.add_event_notification(
+                s3.EventType.OBJECT_CREATED,
+                s3n.LambdaDestination(self.functions["prepare"]),
+                s3.NotificationKeyFilter(prefix=INCOMING_PREFIX, suffix=suffix),
+            )
+        handler = self.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
+        if handler is not None:
+            acknowledge(
+                handler,
+                {
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+                        "CDK's own bucket-notification custom resource; it only writes its logs."
+                    ),
+                    "AwsSolutions-IAM5[Resource::*]": (
+                        "CDK's bucket-notification custom resource: s3:PutBucketNotification on the "
+                        "imported bucket cannot be narrowed by CDK."
+                    ),
+                },
+            )
+
+    # -- state machine ----------------------------------------------------------------------
+
+    def _state_machine(self) -> sfn.StateMachine:
+        definition = load_definition()
+        check_placeholders(definition)
+        substitutions = {
+            fn.asl_placeholder: self.functions[fn.name].function_arn for fn in FUNCTIONS if fn.in_state_machine
+        }
+        substitutions["TopicArn"] = self.storage.topic.topic_arn
+        log_group = logs.LogGroup(
+            self,
+            "PipelineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention=retention(self.config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            "Pipeline",
+            state_machine_name=self.state_machine_name,
+            definition_body=sfn.DefinitionBody.from_string(definition),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            tracing_enabled=True,
+        )
+        for fn in FUNCTIONS:
+            if fn.in_state_machine:
+                self.functions[fn.name].grant_invoke(machine)
+        if "${TopicArn}" in definition:  # only when the ASL publishes to SNS itself
+            self.storage.topic.grant_publish(machine)
+        acknowledge(
+            machine,
+            {
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "Step Functions log delivery and X-Ray APIs have no resource-level permissions."
+                ),
+                **{
+                    f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.functions[fn.name].node.default_child)}.Arn>:*]": (
+                        "Invoking any version or alias of the pipeline's own function."
+                    )
+                    for fn in FUNCTIONS
+                    if fn.in_state_machine
+                },
+            },
+        )
+        return machine
+
+    # -- schedules and alarms ---------------------------------------------------------------
+
+    def _schedules(self) -> None:
+        schedule_fn = self.functions["schedule"]
+        for schedule in self.config.schedules:
+            events.Rule(
+                self,
+                f"Schedule-{schedule.name}",
+                description=f"mixtune schedule {schedule.name}: {schedule.expression}",
+                schedule=events.Schedule.expression(schedule.expression),
+                targets=[
+                    targets.LambdaFunction(
+                        schedule_fn,
+                        event=events.RuleTargetInput.from_object(_schedule_input(schedule)),
+                        dead_letter_queue=self.dead_letter_queues["schedule"],
+                        retry_attempts=2,
+                        max_event_age=Duration.hours(6),
+                    )
+                ],
+            )
+
+    def _alarms(self) -> list[cloudwatch.Alarm]:
+        action = cw_actions.SnsAction(self.storage.topic)
+        alarms = [
+            self._alarm("PipelineFailedAlarm", self.state_machine.metric_failed(), "pipeline executions failed"),
+            self._alarm("PipelineTimedOutAlarm", self.state_machine.metric_timed_out(), "pipeline executions timed out"),
+        ]
+        for name, handle in self.functions.items():
+            alarms.append(self._alarm(f"{function(name).camel}ErrorsAlarm", handle.metric_errors(), f"{name} errors"))
+        for name, queue in self.dead_letter_queues.items():
+            alarms.append(
+                self._alarm(
+                    f"{function(name).camel}DeadLettersAlarm",
+                    queue.metric_approximate_number_of_messages_visible(),
+                    f"{name} events dead-lettered",
+                    statistic="Maximum",
+                )
+            )
+        for alarm in alarms:
+            alarm.add_alarm_action(action)
+        return alarms
+
+    def _alarm(
+        self, construct_id: str, metric: cloudwatch.Metric, what: str, statistic: str = "Sum"
+    ) -> cloudwatch.Alarm:
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=f"mixtune: {what}",
+            metric=metric.with_(period=Duration.minutes(5), statistic=statistic),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+
+def _schedule_input(schedule: ScheduleConfig) -> dict[str, object]:
+    """The constant input of a rule: the fields mixtune.handlers.schedule reads at the top level."""
+    payload: dict[str, object] = {"action": schedule.action}
+    if schedule.datasets:
+        payload["datasets"] = list(schedule.datasets)
+    return payload

@@ -1,0 +1,105 @@
+"""`mixtune runs list|show`: read runs through the service's API (the local cloud's by default)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from mixtune.cli import UsageError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("runs", help="list and show runs through the service's API")
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="API base URL (default: $MIXTUNE_API_ENDPOINT, else the running local cloud's)",
+    )
+    parser.add_argument("--state-dir", default=None, help="local cloud state folder (default .mixtune/local)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    listing = actions.add_parser("list", help="recent runs, newest first")
+    listing.add_argument("--dataset", default=None)
+    listing.add_argument("--status", default=None)
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+    listing.set_defaults(func=run_list)
+    show = actions.add_parser("show", help="one run: status, stage, metrics, gate, lineage")
+    show.add_argument("run_id")
+    show.set_defaults(func=run_show)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def api_endpoint(args: argparse.Namespace) -> str:
+    if getattr(args, "endpoint", None):
+        return str(args.endpoint).rstrip("/")
+    if os.environ.get("MIXTUNE_API_ENDPOINT"):
+        return os.environ["MIXTUNE_API_ENDPOINT"].rstrip("/")
+    from mixtune.local.state import read_state
+
+    state = read_state(getattr(args, "state_dir", None))
+    if state is None:
+        raise UsageError("no API endpoint: start `mixtune local up`, or pass --endpoint URL")
+    return state.api_endpoint
+
+
+def api_get(endpoint: str, path: str, query: dict[str, str | None] | None = None) -> tuple[int, Any]:
+    params = {k: v for k, v in (query or {}).items() if v}
+    url = f"{endpoint}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body or b"null")
+        except ValueError:
+            return exc.code, {"message": body.decode("utf-8", "replace")}
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach the API at {endpoint}: {exc.reason}") from exc
+
+
+def _runs_of(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, list):
+        return body
+    for key in ("runs", "items"):
+        if isinstance(body, dict) and isinstance(body.get(key), list):
+            return list(body[key])
+    return []
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def run_list(args: argparse.Namespace) -> int:
+    status, body = api_get(api_endpoint(args), "/runs", {"dataset": args.dataset, "status": args.status})
+    if status != 200:
+        raise UsageError(f"GET /runs answered {status}: {(body or {}).get('message', body)}")
+    runs = _runs_of(body)
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(runs)} run(s)")
+    for column in ("run id", "dataset", "status", "stage", "created"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(run.get("run_id", ""), run.get("dataset", ""), run.get("status", ""), _fmt(run.get("stage")), _fmt(run.get("created_at")))
+    Console().print(table)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    status, body = api_get(api_endpoint(args), f"/runs/{urllib.parse.quote(args.run_id, safe='')}")
+    if status == 404:
+        raise UsageError(f"no run {args.run_id!r}")
+    if status != 200:
+        raise UsageError(f"GET /runs/{args.run_id} answered {status}: {(body or {}).get('message', body)}")
+    print(json.dumps(body, indent=2, sort_keys=False))
+    return 0

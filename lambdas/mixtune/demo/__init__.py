@@ -1,0 +1,1 @@
+"""The `mixtune demo`: the whole pipeline on generated data, followed live, with a report."""

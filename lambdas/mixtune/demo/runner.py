@@ -1,0 +1,338 @@
+"""`mixtune demo`: the whole pipeline in the local cloud on generated data, followed live.
+
+Start the local cloud; generate the sample support-intent dataset (some rows carry template
+collisions); get self-rehearsal general data from the base model (cached); upload the data,
+the rehearsal set and a catalog; start a run on the uploaded file with the demo's config;
+follow it (states, training loss, evaluation); print the base-vs-tuned table; write a report.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from mixtune.demo.data import catalog_text, rehearsal_data, write_domain_dataset
+from mixtune.demo.follow import RunFollower, Snapshot
+from mixtune.demo.report import DemoSummary, ScoreRow, gate_line, write_report
+
+DATASET_KEY = "incoming/support-intents.jsonl"
+GENERAL_PREFIX = "general"
+QUEUE_NAME = "mixtune-demo-events"
+
+
+class DemoPlan(BaseModel):
+    """Sizes chosen to fit the time budget (see docs/local.md for the arithmetic)."""
+
+    name: str
+    base_model: str
+    records: int  # domain rows generated
+    collision_share: float = 0.05
+    domain_percent: float = 75.0
+    train_steps: int
+    batch_size: int = 8
+    max_length: int = 256
+    learning_rate: float = 1e-3
+    smoke_steps: int = 2
+    eval_limit: int  # domain eval examples
+    eval_max_new_tokens: int = 8
+    mmlu_subjects: list[str]
+    mmlu_per_subject: int
+    rehearsal_prompts: int
+    rehearsal_max_new_tokens: int
+    general_holdout: int  # rehearsal records kept out of training to score the general loss
+    max_general_drop: float  # MMLU points the gate allows (a small subset is noisy)
+    timeout_s: int
+
+    def run_config(self, rehearsal_category: str = "self_rehearsal", general_uri: str | None = None) -> dict[str, Any]:
+        """The run's config (``mixtune.runs.RunConfig`` fields), sent with ``POST /runs``."""
+        return {
+            "base_model": self.base_model,
+            "backend": "local",
+            "prepare": {"eval_share": 0.15, "seed": 0},
+            "mix": {"domain_percent": self.domain_percent, "categories": {rehearsal_category: 100}, "seed": 0},
+            "train": {
+                "max_steps": self.train_steps,
+                "per_device_batch_size": self.batch_size,
+                "max_length": self.max_length,
+                "learning_rate": self.learning_rate,
+                "warmup_ratio": 0.1,
+                "logging_steps": 1,
+            },
+            "evaluation": {
+                "domain_limit": self.eval_limit,
+                "domain_task": "classification",
+                "max_new_tokens": self.eval_max_new_tokens,
+                "mmlu": True,
+                "mmlu_subjects": self.mmlu_subjects,
+                "mmlu_limit_per_subject": self.mmlu_per_subject,
+                "general_data": general_uri,
+                "general_limit": self.general_holdout,
+                "batch_size": 8,
+                "max_length": self.max_length,
+            },
+            "gate": {"max_general_drop": self.max_general_drop, "min_domain_gain": 1.0},
+            "smoke_steps": self.smoke_steps,
+            "poll_seconds": 1,
+            "max_polls": 3600,
+        }
+
+
+MMLU_SUBJECTS = ["high_school_geography", "marketing", "nutrition", "world_religions"]
+
+FULL = DemoPlan(
+    name="full",
+    base_model="smollm2",
+    records=320,
+    train_steps=32,
+    eval_limit=40,
+    mmlu_subjects=MMLU_SUBJECTS,
+    mmlu_per_subject=10,
+    rehearsal_prompts=56,
+    rehearsal_max_new_tokens=48,
+    general_holdout=12,
+    max_general_drop=5.0,
+    timeout_s=1500,
+)
+QUICK = DemoPlan(
+    name="quick",
+    base_model="tiny",
+    records=160,
+    train_steps=12,
+    max_length=128,
+    learning_rate=2e-3,
+    eval_limit=16,
+    mmlu_subjects=MMLU_SUBJECTS[:2],
+    mmlu_per_subject=4,
+    rehearsal_prompts=24,
+    rehearsal_max_new_tokens=12,
+    general_holdout=6,
+    max_general_drop=100.0,  # a random tiny model: the gate's MMLU check means nothing here
+    timeout_s=300,
+)
+
+
+def split_rehearsal(path: Path, holdout: int, seed: int = 0) -> tuple[bytes, bytes]:
+    """(training part, held-out part) of the rehearsal JSONL, split by a seeded shuffle."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    order = list(range(len(lines)))
+    random.Random(seed).shuffle(order)
+    held = set(order[: min(holdout, max(0, len(lines) - 1))])
+    train = b"".join(lines[i] + b"\n" for i in range(len(lines)) if i not in held)
+    kept = b"".join(lines[i] + b"\n" for i in range(len(lines)) if i in held)
+    return train, kept
+
+
+class Demo:
+    def __init__(self, plan: DemoPlan, out_dir: Path, console: Any) -> None:
+        self.plan, self.out_dir, self.console = plan, out_dir, console
+        self.started = time.monotonic()
+
+    def log(self, message: str) -> None:
+        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/dim]  {message}")
+
+    # --- the steps ---------------------------------------------------------------------
+    def run(self) -> int:
+        from mixtune.local.cloud import LocalCloud
+        from mixtune.settings import Settings
+
+        plan = self.plan
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        dataset = write_domain_dataset(self.out_dir / "data" / "support-intents.jsonl", plan.records, 0, plan.collision_share)
+        self.log(f"generated {plan.records} support-intent records ({plan.collision_share:.0%} with template collisions) -> {dataset}")
+        with self.console.status(f"self-rehearsal data from {plan.base_model} (first run only, then cached)..."):
+            rehearsal, cached = rehearsal_data(
+                plan.base_model, plan.rehearsal_prompts, plan.rehearsal_max_new_tokens, 8, self.out_dir / "rehearsal.log"
+            )
+        self.log(f"self-rehearsal data {'(cached)' if cached else 'generated'}: {rehearsal}")
+
+        work_bucket = Settings().work_bucket
+        settings = Settings().model_copy(
+            update={
+                "base_model": plan.base_model,
+                "catalog_uri": f"s3://{work_bucket}/{GENERAL_PREFIX}/catalog.json",
+                "poll_seconds": 1,
+                "max_polls": 3600,
+            }
+        )
+        cloud = LocalCloud(port=0, api_port=0, state_dir=self.out_dir / "local", settings=settings)
+        try:
+            state = cloud.start()
+            self.log(f"local cloud up: AWS {state.endpoint}, API {state.api_endpoint}")
+            return self._run_in(cloud, dataset, rehearsal)
+        finally:
+            cloud.stop()
+            self.log("local cloud stopped")
+
+    def _run_in(self, cloud: Any, dataset: Path, rehearsal: Path) -> int:
+        plan, res = self.plan, cloud.resources
+        s3, sqs = cloud.client("s3"), cloud.client("sqs")
+        train_part, held_out = split_rehearsal(rehearsal, plan.general_holdout)
+        s3.put_object(Bucket=res.work_bucket, Key=f"{GENERAL_PREFIX}/self-rehearsal.jsonl", Body=train_part)
+        s3.put_object(Bucket=res.work_bucket, Key=f"{GENERAL_PREFIX}/heldout.jsonl", Body=held_out)
+        s3.put_object(Bucket=res.work_bucket, Key=f"{GENERAL_PREFIX}/catalog.json", Body=catalog_text("self-rehearsal.jsonl").encode())
+        queue_url = self._subscribe(cloud)
+        # The demo's own config travels with the run: a staging prefix, then POST /runs.
+        key = DATASET_KEY.replace("incoming/", "uploads/")
+        s3.upload_file(str(dataset), res.raw_bucket, key)
+        self.log(f"uploaded the dataset to s3://{res.raw_bucket}/{key}")
+        config = plan.run_config(general_uri=f"s3://{res.work_bucket}/{GENERAL_PREFIX}/heldout.jsonl")
+        run_id = self._start_run(cloud.api_endpoint, f"s3://{res.raw_bucket}/{key}", config)
+        self.log(f"POST /runs -> run [bold]{run_id}[/bold]")
+        follower = RunFollower(cloud.api_endpoint, s3, cloud.client("stepfunctions"), run_id)
+        snap = self._follow(follower)
+        message = self._sns_message(sqs, queue_url)
+        summary = self._summary(follower, snap, message, cloud)
+        report = write_report(summary, self.out_dir / "report")
+        self._print_table(summary)
+        self.console.print(f"report: {report}  (and report.html, loss.png, scores.png beside it)")
+        return 0 if summary.status in ("SUCCEEDED", "REJECTED_BY_GATE") else 1
+
+    def _subscribe(self, cloud: Any) -> str:
+        sqs = cloud.client("sqs")
+        url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        cloud.client("sns").subscribe(TopicArn=cloud.resources.topic_arn, Protocol="sqs", Endpoint=arn)
+        return str(url)
+
+    def _start_run(self, api: str, uri: str, config: dict[str, Any]) -> str:
+        import urllib.request
+
+        body = json.dumps({"dataset_uri": uri, "dataset": "support-intents", "config": config}).encode()
+        request = urllib.request.Request(
+            f"{api}/runs", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return str(json.loads(response.read())["run_id"])
+
+    def _follow(self, follower: RunFollower) -> Snapshot:
+        from rich.live import Live
+
+        deadline = time.monotonic() + self.plan.timeout_s
+        snap = Snapshot()
+        with Live(self._view(snap), console=self.console, refresh_per_second=2, transient=False) as live:
+            while time.monotonic() < deadline:
+                snap = follower.snapshot()
+                live.update(self._view(snap))
+                if snap.done:
+                    break
+                time.sleep(1.0)
+        if not snap.done:
+            self.log(f"[red]the run did not finish within {self.plan.timeout_s} s[/red]")
+        return snap
+
+    def _view(self, snap: Snapshot) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        now = datetime.now(UTC)
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column("state", min_width=18)
+        table.add_column("time", justify="right")
+        table.add_column("status")
+        for timing in snap.timings(now):
+            mark = {"done": "[green]done[/green]", "failed": "[red]failed[/red]"}.get(timing.status, "[yellow]running...[/yellow]")
+            table.add_row(timing.name, f"{timing.seconds:5.1f}s", mark)
+        run = snap.run or {}
+        lines = [Text.from_markup(f"run [bold]{run.get('run_id', '...')}[/bold]: {snap.status}  stage {run.get('stage') or '-'}")]
+        if run.get("summary") and snap.status in ("PREPARED", "REJECTED"):
+            lines.append(Text(f"data: {run['summary']}"))
+        lines.append(table)
+        if snap.loss:
+            step, loss = snap.loss[-1]
+            lines.append(Text(f"training: step {step}/{self.plan.train_steps}  loss {loss:.3f}  (first {snap.loss[0][1]:.3f})"))
+        elif snap.smoke_loss:
+            lines.append(Text(f"smoke training: step {snap.smoke_loss[-1][0]}  loss {snap.smoke_loss[-1][1]:.3f}"))
+        return Group(*lines)
+
+    def _sns_message(self, sqs: Any, url: str) -> dict[str, Any] | None:
+        for _ in range(10):
+            for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+                body = json.loads(message["Body"])
+                return {"subject": body.get("Subject"), "message": body.get("Message")}
+        return None
+
+    def _summary(self, follower: RunFollower, snap: Snapshot, message: dict[str, Any] | None, cloud: Any) -> DemoSummary:
+        from mixtune.evaluation import EvalResult
+
+        run = snap.run or {}
+        lineage = run.get("lineage") or {}
+        evals: dict[str, Any] = {}
+        for name in ("baseline", "tuned"):
+            text = follower.read_s3_text((lineage.get("eval_uris") or {}).get(name))
+            evals[name] = EvalResult.from_json(text) if text else None
+        scores = score_rows(evals.get("baseline"), evals.get("tuned"))
+        report_text = follower.read_s3_text(lineage.get("report_uri"))
+        counts = (json.loads(report_text).get("counts") or {}) if report_text else {}
+        res = cloud.resources
+        where = {
+            "run record": f"DynamoDB table {res.runs_table}, key run_id={run.get('run_id')} (GET {cloud.api_endpoint}/runs/{run.get('run_id')})",
+            "SNS message": f"topic {res.topic_arn} -> SQS queue {QUEUE_NAME}"
+            + (f": {message['subject']}" if message and message.get("subject") else " (none received)"),
+            "adapter": str(lineage.get("adapter_uri") or "n/a"),
+            "mix manifest": str(lineage.get("manifest_uri") or "n/a"),
+            "data report": str(lineage.get("report_uri") or "n/a"),
+        }
+        failure = run.get("failure") or None
+        return DemoSummary(
+            title=f"mixtune demo ({self.plan.name}: {self.plan.base_model})",
+            run_id=str(run.get("run_id", "")),
+            status=snap.status,
+            base_model=self.plan.base_model,
+            mix=f"{self.plan.domain_percent:.0f}% domain / {100 - self.plan.domain_percent:.0f}% self-rehearsal",
+            wall_time_s=time.monotonic() - self.started,
+            scores=scores,
+            gate=run.get("gate"),
+            states=snap.timings(datetime.now(UTC)),
+            loss=snap.loss,
+            prepare_counts={k: int(v) for k, v in counts.items() if isinstance(v, int)},
+            where=where,
+            failure=f"{failure.get('error')}: {failure.get('cause')}"[:500] if isinstance(failure, dict) else None,
+        )
+
+    def _print_table(self, summary: DemoSummary) -> None:
+        from rich.table import Table
+
+        table = Table(title=f"{summary.title}: run {summary.run_id} {summary.status}")
+        for column, justify in (("metric", "left"), ("base", "right"), ("tuned", "right"), ("delta", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for row in summary.scores:
+            fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+            table.add_row(row.name, fmt(row.base), fmt(row.tuned), "n/a" if row.delta is None else f"{row.delta:+.3f}")
+        self.console.print(table)
+        self.console.print(f"gate: {gate_line(summary.gate)}")
+        if summary.failure:
+            self.console.print(f"[red]failure: {summary.failure}[/red]")
+        if summary.prepare_counts:
+            self.console.print("data: " + ", ".join(f"{k} {v}" for k, v in summary.prepare_counts.items()))
+        for key, value in summary.where.items():
+            self.console.print(f"{key}: {value}")
+        self.console.print(f"wall time: {summary.wall_time_s:.0f} s")
+
+
+def score_rows(baseline: Any, tuned: Any) -> list[ScoreRow]:
+    """Base vs tuned rows from two ``EvalResult``s (either may be missing)."""
+
+    def get(result: Any, path: str) -> float | None:
+        value: Any = result
+        for part in path.split("."):
+            value = getattr(value, part, None) if value is not None else None
+        return float(value) if isinstance(value, int | float) else None
+
+    rows = [
+        ("domain macro-F1", "domain.classification.macro_f1", True),
+        ("domain accuracy", "domain.classification.accuracy", True),
+        ("MMLU accuracy (subset)", "mmlu.micro_accuracy", True),
+        ("general loss (held-out rehearsal)", "general.loss", False),
+    ]
+    return [
+        ScoreRow(name=name, base=get(baseline, path), tuned=get(tuned, path), higher_is_better=better)
+        for name, path, better in rows
+        if get(baseline, path) is not None or get(tuned, path) is not None
+    ]

@@ -1,0 +1,110 @@
+"""Turn a pipeline step (smoke, train, evaluate baseline/tuned) into a backend JobSpec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixtune import storage
+from mixtune.handlers.steps import JobKind, JobSlot, MixOutput
+from mixtune.runs.model import RunConfig
+from mixtune.settings import Settings
+from mixtune.training_config import EvalConfig, TrainConfig
+
+ENTRY_POINTS: dict[str, str] = {
+    "smoke": "train",
+    "train": "train",
+    "evaluate_baseline": "evaluate",
+    "evaluate_tuned": "evaluate",
+}
+
+
+def base_model_of(config: RunConfig, settings: Settings) -> str:
+    return config.base_model or settings.base_model
+
+
+def backend_of(config: RunConfig, settings: Settings) -> str:
+    return config.backend or settings.default_backend
+
+
+def job_output_uri(settings: Settings, run_id: str, kind: JobKind) -> str:
+    return f"s3://{settings.work_bucket}/runs/{run_id}/{kind}/"
+
+
+def train_config(
+    kind: JobKind, config: RunConfig, settings: Settings, prepared_uri: str, mix: MixOutput, output_uri: str
+) -> TrainConfig:
+    update: dict[str, Any] = {
+        "base_model": base_model_of(config, settings),
+        "data": mix.mixed_uri,
+        "eval_data": storage.join(prepared_uri, "eval.jsonl"),
+        "output": output_uri,
+    }
+    if kind == "smoke":
+        update["max_steps"] = config.smoke_steps
+    return config.train.model_copy(update=update)
+
+
+def eval_config(
+    kind: JobKind,
+    config: RunConfig,
+    settings: Settings,
+    prepared_uri: str,
+    output_uri: str,
+    train: JobSlot | None = None,
+) -> EvalConfig:
+    adapter = None
+    if kind == "evaluate_tuned":
+        if train is None:
+            raise ValueError("evaluating the tuned model needs the training job's output")
+        adapter = storage.join(train.output_uri, "adapter")
+    return config.evaluation.model_copy(
+        update={
+            "base_model": base_model_of(config, settings),
+            "adapter": adapter,
+            "output": output_uri,
+            "domain_data": config.evaluation.domain_data or storage.join(prepared_uri, "eval.jsonl"),
+        }
+    )
+
+
+def job_spec(
+    run_id: str,
+    kind: JobKind,
+    config: RunConfig,
+    settings: Settings,
+    prepared_uri: str,
+    mix: MixOutput | None = None,
+    train: JobSlot | None = None,
+) -> Any:
+    """The JobSpec (``mixtune.backends.JobSpec``) of one step of a run."""
+    from mixtune.backends import JobSpec, job_name_for
+
+    output_uri = job_output_uri(settings, run_id, kind)
+    if ENTRY_POINTS[kind] == "train":
+        if mix is None:
+            raise ValueError(f"the {kind} step needs the mix step's output")
+        args = train_config(kind, config, settings, prepared_uri, mix, output_uri).to_args()
+        inputs = {"data": mix.mixed_uri, "eval_data": storage.join(prepared_uri, "eval.jsonl")}
+    else:
+        evaluation = eval_config(kind, config, settings, prepared_uri, output_uri, train)
+        args = evaluation.to_args()
+        inputs = {"domain_data": evaluation.domain_data or ""}
+        if evaluation.adapter:
+            inputs["adapter"] = evaluation.adapter
+    # The full run trains on every node; the smoke run and the evaluations need one.
+    full = kind == "train"
+    spec: dict[str, Any] = {
+        "job_name": job_name_for(run_id, kind.replace("_", "-")),
+        "entry_point": ENTRY_POINTS[kind],
+        "arguments": args,
+        "image_uri": settings.training_image_uri,
+        "node_count": config.node_count if full else 1,
+        "input_uris": {k: v for k, v in inputs.items() if v},
+        "output_uri": output_uri,
+        "environment": {"MIXTUNE_RUN_ID": run_id, "MIXTUNE_STEP": kind},
+    }
+    if config.instance_type:
+        spec["instance_type"] = config.instance_type
+    if config.gpus_per_node is not None:
+        spec["gpus_per_node"] = config.gpus_per_node
+    return JobSpec.model_validate(spec)

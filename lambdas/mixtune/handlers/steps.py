@@ -1,0 +1,61 @@
+"""The state machine's data between steps: one pydantic model per slot of the execution state.
+
+The ASL passes these objects from task to task (``$.mix``, ``$.smoke``, ``$.train``,
+``$.baseline``, ``$.evaluation``); the handlers parse them here, so a renamed field fails
+in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mixtune.runs.model import RunConfig
+
+JobKind = Literal["smoke", "train", "evaluate_baseline", "evaluate_tuned"]
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class MixOutput(_Step):
+    mixed_uri: str
+    manifest_uri: str
+
+
+class JobSlot(_Step):
+    """A job's place in the execution state: written by launch_job, rewritten by each poll."""
+
+    kind: JobKind
+    job: dict[str, Any]
+    output_uri: str
+    state: str = "PENDING"
+    polls: int = 0
+    progress: dict[str, Any] | None = None
+
+
+class BaselineLookupOutput(_Step):
+    cached: bool
+    base_model: str
+    eval_config_hash: str
+    output_uri: str | None = None  # folder holding eval.json, when cached
+
+
+class EvaluatedModel(_Step):
+    output_uri: str
+    cached: bool = False
+
+
+class Evaluation(_Step):
+    baseline: EvaluatedModel
+    tuned: EvaluatedModel
+
+
+class RunStep(_Step):
+    run_id: str
+
+
+class ConfiguredStep(RunStep):
+    config: RunConfig = Field(default_factory=RunConfig)

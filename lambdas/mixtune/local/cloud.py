@@ -1,0 +1,254 @@
+"""The local cloud: moto's server plus what it lacks, with the service deployed into it.
+
+``LocalCloud(port=0).start()`` (or ``with LocalCloud() as cloud:``) runs, in this process:
+moto's threaded server on 127.0.0.1 with Step Functions execution on; a Lambda runtime
+that runs the handlers (warm worker processes by default); asynchronous S3 notifications;
+EventBridge Lambda/Step Functions targets and a schedule clock; and the API Gateway proxy.
+It then deploys the service (:mod:`mixtune.local.deploy`) and writes the state file that
+`mixtune local down`, `mixtune runs` and the demo read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from mixtune.local import deploy
+from mixtune.local.apigw import ApiProxy
+from mixtune.local.eventbridge import Scheduler, eventbridge_targets
+from mixtune.local.invoke import lambda_runtime
+from mixtune.local.state import DEFAULT_STATE_DIR, LocalState, Resources, clear_state, write_state
+from mixtune.local.warm import WarmPool
+from mixtune.settings import Settings
+
+log = logging.getLogger("mixtune.local")
+
+LambdaMode = Literal["warm", "subprocess", "in_process"]
+REGION = "us-east-1"
+DEFAULT_SCHEDULE = "rate(1 day)"
+
+
+@contextlib.contextmanager
+def async_s3_notifications() -> Iterator[None]:
+    """S3 invokes a notification's Lambda asynchronously; moto does it inside the PUT."""
+    from moto.s3 import notifications
+
+    original = notifications._invoke_awslambda
+
+    def invoke_later(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        threading.Thread(
+            target=original,
+            args=(account_id, event_body, fn_arn, region_name),
+            name=f"s3-notify {fn_arn.rsplit(':', 1)[-1]}",
+            daemon=True,
+        ).start()
+
+    notifications._invoke_awslambda = invoke_later
+    try:
+        yield
+    finally:
+        notifications._invoke_awslambda = original
+
+
+@contextlib.contextmanager
+def async_event_invokes() -> Iterator[None]:
+    """``InvocationType=Event`` returns at once and runs later, as in Lambda; moto waits for it."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.invoke
+
+    def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
+        if headers.get("x-amz-invocation-type") != "Event":
+            return original(self, body, request_headers, response_headers)
+        threading.Thread(
+            target=original, args=(self, body, {}, {}), name=f"invoke-async {self.function_name}", daemon=True
+        ).start()
+        return ""
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LambdaFunction.invoke = original  # type: ignore[method-assign]
+
+
+def _descendants(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def stop_processes(processes: list[Any], timeout_s: float = 10.0) -> None:
+    """Terminate these psutil processes (by PID), then kill what is left."""
+    import psutil
+
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+            alive.append(process)
+    _, still = psutil.wait_procs(alive, timeout=timeout_s)
+    for process in still:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(still, timeout=timeout_s)
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        port: int = 0,
+        api_port: int = 0,
+        lambda_mode: LambdaMode = "warm",
+        state_dir: Path | str | None = None,
+        settings: Settings | None = None,
+        schedule: str = DEFAULT_SCHEDULE,
+        write_state_file: bool = True,
+    ) -> None:
+        self.requested_port = port
+        self.requested_api_port = api_port
+        self.lambda_mode = lambda_mode
+        self.state_dir = Path(state_dir or os.environ.get("MIXTUNE_LOCAL_STATE_DIR") or DEFAULT_STATE_DIR)
+        self.settings = settings or Settings()
+        self.schedule = schedule
+        self.write_state_file = write_state_file
+        self.log_dir = self.state_dir / "logs"
+        self.state: LocalState | None = None
+        self._stack = contextlib.ExitStack()
+        self._server: Any = None
+        self._pool: WarmPool | None = None
+        self._children_before: set[int] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> LocalState:
+        from moto.server import ThreadedMotoServer
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        self._children_before = {p.pid for p in _descendants(os.getpid())}
+        try:
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.requested_port, verbose=False)
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            endpoint = f"http://127.0.0.1:{port}"
+            # The Step Functions interpreter calls Lambda at http://localhost:$MOTO_PORT.
+            os.environ["MOTO_PORT"] = str(port)
+            self._configure_moto(endpoint)
+            self._stack.enter_context(lambda_runtime(self._runner(), extra_env=self._runtime_env(endpoint)))
+            self._stack.enter_context(async_s3_notifications())
+            self._stack.enter_context(async_event_invokes())
+            self._stack.enter_context(eventbridge_targets())
+            deployer = deploy.Deployer(endpoint, REGION)
+            work_settings = self._local_settings()
+            resources = deployer.deploy(work_settings, {}, self.schedule)
+            api = ApiProxy(
+                deployer.client("lambda"), resources.functions["api"], deploy.ACCOUNT_ID, self.requested_api_port
+            )
+            api.start()
+            self._stack.callback(api.stop)
+            scheduler = Scheduler(deploy.ACCOUNT_ID, REGION)
+            scheduler.start()
+            self._stack.callback(scheduler.stop)
+            self.state = LocalState(
+                pid=os.getpid(),
+                endpoint=endpoint,
+                api_endpoint=api.url,
+                region=REGION,
+                state_dir=str(self.state_dir),
+                log_dir=str(self.log_dir),
+                resources=resources,
+            )
+            if self.write_state_file:
+                write_state(self.state)
+        except BaseException:
+            self.stop()
+            raise
+        return self.state
+
+    def stop(self) -> None:
+        """Stop everything this cloud started: threads, workers, the jobs they launched."""
+        new_children = [p for p in _descendants(os.getpid()) if p.pid not in self._children_before]
+        self._stack.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        stop_processes([p for p in new_children if p.is_running()])
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self.write_state_file and self.state is not None:
+            clear_state(self.state_dir, self.state.pid)
+
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- pieces --------------------------------------------------------------------------
+    def _configure_moto(self, endpoint: str) -> None:
+        # moto's backends are per process: a cloud started earlier in this process left its
+        # resources there. Start empty.
+        for path, body in (
+            ("/moto-api/reset", b""),
+            ("/moto-api/config", json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()),
+        ):
+            request = urllib.request.Request(f"{endpoint}{path}", data=body, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+
+    def _runner(self) -> Any:
+        if self.lambda_mode == "warm":
+            self._pool = WarmPool(self.log_dir)
+            return self._pool
+        return self.lambda_mode
+
+    def _runtime_env(self, endpoint: str) -> dict[str, str]:
+        """What the Lambda runtime provides, pointed at this cloud."""
+        return {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "mixtune-local",
+        }
+
+    def _local_settings(self) -> Settings:
+        updates: dict[str, Any] = {}
+        if not self.settings.local_workdir:
+            updates["local_workdir"] = str((self.state_dir / "jobs").resolve())
+        return self.settings.model_copy(update=updates)
+
+    # --- conveniences ----------------------------------------------------------------------
+    @property
+    def resources(self) -> Resources:
+        assert self.state is not None, "start() first"
+        return self.state.resources
+
+    @property
+    def endpoint(self) -> str:
+        assert self.state is not None, "start() first"
+        return self.state.endpoint
+
+    @property
+    def api_endpoint(self) -> str:
+        assert self.state is not None, "start() first"
+        return self.state.api_endpoint
+
+    def client(self, service: str) -> Any:
+        return deploy.Deployer(self.endpoint, REGION).client(service)

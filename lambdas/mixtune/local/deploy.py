@@ -1,0 +1,168 @@
+"""Deploy the service into the local cloud: the same resources as the CDK app.
+
+Everything derives from the same sources as the CDK app: the functions from
+:data:`mixtune.functions.FUNCTIONS`, their environment from :class:`mixtune.settings.Settings`,
+the state machine from ``infra/statemachine/pipeline.asl.json`` with its ``${...}``
+placeholders substituted, the runs table's keys from :mod:`mixtune.runs`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from mixtune.functions import FUNCTIONS, FunctionDef
+from mixtune.local.state import Resources
+from mixtune.runs import idempotency_table_definition, table_definition
+from mixtune.settings import Settings
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+ROLE_NAME = "mixtune-local-role"
+STATE_MACHINE_NAME = "mixtune-pipeline"
+TOPIC_NAME = "mixtune-runs"
+INCOMING_PREFIX = "incoming/"
+SCHEDULE_RULE = "mixtune-schedule"
+ASL_PATH = Path(__file__).resolve().parents[3] / "infra" / "statemachine" / "pipeline.asl.json"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def function_name(fn: FunctionDef) -> str:
+    return f"mixtune-{fn.name.replace('_', '-')}"
+
+
+def substitute_asl(text: str, values: dict[str, str]) -> str:
+    """Replace every ``${Name}``; a placeholder with no value is an error, not a silent gap."""
+    missing = sorted({name for name in _PLACEHOLDER.findall(text) if name not in values})
+    if missing:
+        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The `MIXTUNE_*` variables that reproduce ``settings`` (what the CDK app sets)."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        env[f"MIXTUNE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def _dummy_zip() -> bytes:
+    # moto stores the code; the local runtime imports the handler from this checkout instead.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "mixtune handlers run from the installed package\n")
+    return buffer.getvalue()
+
+
+class Deployer:
+    def __init__(self, endpoint: str, region: str) -> None:
+        self.endpoint = endpoint
+        self.region = region
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
+
+    def deploy(self, settings: Settings, extra_env: dict[str, str], schedule: str) -> Resources:
+        s3, ddb, sns = self.client("s3"), self.client("dynamodb"), self.client("sns")
+        for bucket in (settings.raw_bucket, settings.work_bucket):
+            s3.create_bucket(Bucket=bucket)
+        ddb.create_table(**table_definition(settings.runs_table))
+        ddb.create_table(**idempotency_table_definition(settings.idempotency_table))
+        topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+        state_machine_arn = self.arn("states", f"stateMachine:{STATE_MACHINE_NAME}")
+        settings = settings.model_copy(update={"topic_arn": topic_arn, "state_machine_arn": state_machine_arn})
+        env = {**settings_environment(settings), **extra_env}
+
+        functions = self._create_functions(env)
+        self._create_state_machine(functions, topic_arn)
+        s3.put_bucket_notification_configuration(
+            Bucket=settings.raw_bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "Id": "incoming-to-prepare",
+                        "LambdaFunctionArn": functions["prepare"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": INCOMING_PREFIX}]}},
+                    }
+                ]
+            },
+        )
+        rules = self._create_schedule(functions["schedule"], schedule)
+        return Resources(
+            raw_bucket=settings.raw_bucket,
+            work_bucket=settings.work_bucket,
+            runs_table=settings.runs_table,
+            idempotency_table=settings.idempotency_table,
+            topic_arn=topic_arn,
+            state_machine_arn=state_machine_arn,
+            functions=functions,
+            rules=rules,
+            environment=env,
+        )
+
+    def _create_functions(self, env: dict[str, str]) -> dict[str, str]:
+        iam, lam = self.client("iam"), self.client("lambda")
+        role_arn = iam.create_role(
+            RoleName=ROLE_NAME,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        code = _dummy_zip()
+        arns: dict[str, str] = {}
+        for fn in FUNCTIONS:
+            created = lam.create_function(
+                FunctionName=function_name(fn),
+                Runtime="python3.11",
+                Role=role_arn,
+                Handler=fn.handler,
+                Code={"ZipFile": code},
+                Timeout=fn.timeout_s,
+                MemorySize=fn.memory_mb,
+                Environment={"Variables": {**env, "POWERTOOLS_SERVICE_NAME": f"mixtune-{fn.name}"}},
+            )
+            arns[fn.name] = created["FunctionArn"]
+        return arns
+
+    def _create_state_machine(self, functions: dict[str, str], topic_arn: str) -> str:
+        values = {fn.asl_placeholder: functions[fn.name] for fn in FUNCTIONS}
+        values["TopicArn"] = topic_arn
+        definition = substitute_asl(ASL_PATH.read_text(), values)
+        return self.client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE_NAME,
+            definition=definition,
+            roleArn=self.arn("iam", f"role/{ROLE_NAME}").replace(f":{self.region}:", "::"),
+        )["stateMachineArn"]
+
+    def _create_schedule(self, target_arn: str, schedule: str) -> list[str]:
+        if not schedule:
+            return []
+        events = self.client("events")
+        events.put_rule(Name=SCHEDULE_RULE, ScheduleExpression=schedule, State="ENABLED")
+        events.put_targets(Rule=SCHEDULE_RULE, Targets=[{"Id": "schedule", "Arn": target_arn}])
+        return [SCHEDULE_RULE]

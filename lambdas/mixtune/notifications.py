@@ -1,0 +1,103 @@
+"""Run events on SNS: one JSON message per outcome, a short human Subject, a `status` attribute.
+
+Subscribers filter on the ``status`` message attribute (SUCCEEDED, REJECTED_BY_GATE,
+FAILED, REJECTED); the body carries everything needed to act without reading the table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mixtune.runs.model import Run, RunStatus
+
+SUBJECT_MAX = 100  # SNS limit on email subjects
+
+_VERBS = {
+    RunStatus.SUCCEEDED: "promoted",
+    RunStatus.REJECTED_BY_GATE: "rejected by the gate",
+    RunStatus.FAILED: "failed",
+    RunStatus.REJECTED: "data rejected",
+    RunStatus.PREPARED: "data prepared",
+    RunStatus.RUNNING: "running",
+    RunStatus.PENDING: "pending",
+}
+
+
+class RunMessage(BaseModel):
+    """The JSON body of a run event."""
+
+    run_id: str
+    status: RunStatus
+    dataset: str
+    stage: str | None = None
+    summary: str | None = None
+    metrics: dict[str, Any] | None = None
+    deltas: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
+    failure: dict[str, str] | None = None
+    uris: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notification(BaseModel):
+    subject: str = Field(max_length=SUBJECT_MAX)
+    message: RunMessage
+    attributes: dict[str, str]
+
+
+def _subject(run: Run) -> str:
+    verb = _VERBS.get(run.status, run.status.value.lower())
+    detail = ""
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.REJECTED_BY_GATE) and run.gate:
+        gain, drop = run.gate.get("domain_gain"), run.gate.get("general_drop")
+        if gain is not None and drop is not None:
+            detail = f" (domain {gain:+.1f} pts, MMLU drop {drop:.1f} pts)"
+    elif run.status == RunStatus.FAILED and run.failure:
+        detail = f" ({run.failure.error})"
+    subject = f"mixtune {run.dataset}: {verb}{detail}"
+    # SNS subjects: printable ASCII, no newlines, at most 100 characters.
+    subject = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in subject)
+    return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 3] + "..."
+
+
+def build_notification(run: Run) -> Notification:
+    lineage = run.lineage.model_dump(exclude_none=True, exclude={"job_ids", "output_sha256"})
+    uris = {k: v for k, v in lineage.items() if v}
+    metrics = run.metrics or None
+    message = RunMessage(
+        run_id=run.run_id,
+        status=run.status,
+        dataset=run.dataset,
+        stage=run.stage,
+        summary=run.summary,
+        metrics=metrics,
+        deltas=(metrics or {}).get("deltas"),
+        gate=run.gate,
+        failure=run.failure.model_dump() if run.failure else None,
+        uris=uris,
+    )
+    return Notification(
+        subject=_subject(run),
+        message=message,
+        attributes={"status": run.status.value, "dataset": run.dataset},
+    )
+
+
+def publish(notification: Notification, topic_arn: str, client: Any | None = None) -> str:
+    """Publish to SNS; returns the message id."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("sns")
+    reply = client.publish(
+        TopicArn=topic_arn,
+        Subject=notification.subject,
+        Message=json.dumps(notification.message.model_dump(mode="json")),
+        MessageAttributes={
+            name: {"DataType": "String", "StringValue": value}
+            for name, value in notification.attributes.items()
+        },
+    )
+    return str(reply["MessageId"])

@@ -1,0 +1,119 @@
+"""Training and evaluation configs: torch-free pydantic models usable from Lambdas.
+
+The training image (``mixtune_training``) reads them from a JSON/YAML file and/or flags;
+the pipeline builds them and turns them into command-line arguments with ``to_args()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Documented cloud defaults (overridable per run): a full run on four p5 nodes, smoke first.
+CLOUD_FULL_RUN_INSTANCE_TYPE = "ml.p5.48xlarge"
+CLOUD_FULL_RUN_NODE_COUNT = 4
+CLOUD_GPUS_PER_NODE = 8
+SMOKE_MAX_STEPS = 5
+
+
+class _FileConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any):  # type: ignore[no-untyped-def]
+        """Load from a JSON or YAML file (by suffix); ``overrides`` (non-None) win."""
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if str(path).endswith((".yaml", ".yml")) else orjson.loads(text)
+        data = dict(data or {})
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)
+
+    def to_args(self) -> list[str]:
+        """Command-line flags equivalent to this config (``--name value``), non-default fields only."""
+        args: list[str] = []
+        for name, value in self.model_dump(exclude_defaults=True, mode="json").items():
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else "--no-" + name.replace("_", "-"))
+            elif isinstance(value, list):
+                args.extend([flag, ",".join(str(v) for v in value)])
+            else:
+                args.extend([flag, str(value)])
+        return args
+
+
+def _hash(data: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class TrainConfig(_FileConfig):
+    """LoRA SFT of a causal LM on Converse records (defaults as documented in docs/training.md)."""
+
+    base_model: str = "smollm2"
+    data: str | None = Field(default=None, description="Converse JSONL: local path or s3:// URI")
+    eval_data: str | None = None
+    output: str | None = Field(default=None, description="local folder or s3:// prefix")
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+    learning_rate: float = Field(default=1e-4, gt=0)
+    max_steps: int = Field(default=-1, description="-1: train for num_epochs")
+    num_epochs: float = Field(default=1.0, gt=0)
+    per_device_batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int = Field(default=1024, ge=8)
+    packing: bool = False
+    warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    seed: int = 0
+    bf16: Literal["auto", "true", "false"] = "auto"
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(default=1, ge=1)
+    max_records: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> TrainConfig:
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError("max_steps must be a positive number of steps, or -1 to train for num_epochs")
+        return self
+
+    def config_hash(self) -> str:
+        """Hash of everything that shapes the trained weights (not where files go)."""
+        return _hash(self.model_dump(exclude={"output"}, mode="json"))
+
+    @property
+    def is_smoke(self) -> bool:
+        return 0 < self.max_steps <= SMOKE_MAX_STEPS
+
+
+class EvalConfig(_FileConfig):
+    """How a model is scored. Base and tuned models are only compared under one ``config_hash``."""
+
+    base_model: str = "smollm2"
+    adapter: str | None = Field(default=None, description="LoRA adapter folder or s3:// prefix")
+    output: str | None = Field(default=None, description="folder or s3:// prefix for eval.json")
+    domain_data: str | None = Field(default=None, description="the domain eval split (Converse JSONL)")
+    domain_task: Literal["auto", "classification", "freeform"] = "auto"
+    domain_limit: int | None = Field(default=None, ge=1)
+    labels: list[str] | None = None
+    max_new_tokens: int = Field(default=32, ge=1)
+    mmlu: bool = True
+    mmlu_source: str = Field(default="auto", description="folder of CSVs, a JSONL file, or 'auto'")
+    mmlu_subjects: list[str] | None = None
+    mmlu_limit_per_subject: int | None = Field(default=None, ge=1)
+    mmlu_shots: int = Field(default=0, ge=0, le=5)
+    general_data: str | None = Field(default=None, description="held-out general set for a loss")
+    general_limit: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    max_length: int = Field(default=1024, ge=8)
+
+    def config_hash(self) -> str:
+        """Hash of the scoring setup only: which model is scored and where results go are excluded."""
+        return _hash(self.model_dump(exclude={"base_model", "adapter", "output"}, mode="json"))

@@ -1,0 +1,213 @@
+"""The whole service in the local cloud (`mixtune local up` in its own process, stopped by PID):
+data in S3, the Lambdas, the state machine, tiny-model training and evaluation on the local
+backend, the runs table, SNS to SQS, and the API."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from mixtune.local.process import LocalCloudProcess
+from mixtune.local.state import LocalState
+from mixtune.records import ConversationRecord
+from mixtune.sample_data import support_intents
+
+pytestmark = pytest.mark.timeout(300)
+
+RUN_TIMEOUT_S = 150
+
+GENERAL = [
+    ("What is the capital of France?", "Paris is the capital of France."),
+    ("Name a primary colour.", "Red is a primary colour."),
+    ("What is 2 + 3?", "2 + 3 = 5."),
+    ("Give a synonym of happy.", "Glad is a synonym of happy."),
+    ("How many days are in a week?", "A week has seven days."),
+    ("What do bees make?", "Bees make honey."),
+    ("Which planet is closest to the sun?", "Mercury is closest to the sun."),
+    ("What is water made of?", "Water is made of hydrogen and oxygen."),
+]
+
+
+def run_config() -> dict[str, Any]:
+    """A run small enough for the tiny model to go through every state in seconds."""
+    return {
+        "base_model": "tiny",
+        "backend": "local",
+        "prepare": {"eval_share": 0.2, "seed": 0},
+        "mix": {"domain_percent": 75, "categories": {"general": 100}, "seed": 0},
+        "train": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 96, "logging_steps": 1},
+        "evaluation": {"domain_limit": 6, "max_new_tokens": 4, "mmlu": False, "batch_size": 8, "max_length": 96},
+        # A random tiny model gains nothing: this gate checks the plumbing, not the model.
+        "gate": {"min_domain_gain": -100.0, "require_mmlu": False},
+        "smoke_steps": 1,
+        "poll_seconds": 1,
+        "max_polls": 600,
+    }
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalState]:
+    root = tmp_path_factory.mktemp("local-cloud")
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": None,
+        "MIXTUNE_BASE_MODEL": "tiny",
+        "MIXTUNE_POLL_SECONDS": "1",
+        "MIXTUNE_CATALOG_URI": "s3://mixtune-work/general/catalog.json",
+        "MIXTUNE_LOCAL_WORKDIR": str(root / "jobs"),
+    }
+    process = LocalCloudProcess(root / "state", env=env)
+    try:
+        state = process.start()
+        _seed_general_data(state)
+        yield state
+    finally:
+        process.stop()  # SIGTERM by PID; the cloud stops its workers and jobs, leftovers are killed
+    assert process.proc is None
+
+
+def client(state: LocalState, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=state.endpoint,
+        region_name=state.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _seed_general_data(state: LocalState) -> None:
+    s3 = client(state, "s3")
+    lines = "".join(ConversationRecord.from_turns([("user", q), ("assistant", a)]).to_json_line() + "\n" for q, a in GENERAL)
+    s3.put_object(Bucket=state.resources.work_bucket, Key="general/general.jsonl", Body=lines.encode())
+    catalog = {"sources": [{"name": "general", "category": "general", "uri": "general.jsonl", "format": "prepared"}]}
+    s3.put_object(Bucket=state.resources.work_bucket, Key="general/catalog.json", Body=json.dumps(catalog).encode())
+
+
+@pytest.fixture(scope="module")
+def queue(cloud: LocalState) -> tuple[Any, str]:
+    sqs = client(cloud, "sqs")
+    url = sqs.create_queue(QueueName="run-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client(cloud, "sns").subscribe(TopicArn=cloud.resources.topic_arn, Protocol="sqs", Endpoint=arn)
+    return sqs, url
+
+
+def upload(state: LocalState, tmp_path: Path, key: str, rows: list[dict[str, Any]] | str) -> str:
+    path = tmp_path / Path(key).name
+    path.write_text(rows if isinstance(rows, str) else "".join(json.dumps(r) + "\n" for r in rows))
+    client(state, "s3").upload_file(str(path), state.resources.raw_bucket, key)
+    return f"s3://{state.resources.raw_bucket}/{key}"
+
+
+def api(state: LocalState, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{state.api_endpoint}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def start_run(state: LocalState, uri: str, dataset: str) -> str:
+    status, body = api(state, "POST", "/runs", {"dataset_uri": uri, "dataset": dataset, "config": run_config()})
+    assert status == 202, body
+    return str(body["run_id"])
+
+
+def wait_for_run(state: LocalState, run_id: str | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """The run once it is terminal (and its execution, if any, has ended)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    sfn = client(state, "stepfunctions")
+    run: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if run_id is None:
+            _, body = api(state, "GET", f"/runs?dataset={dataset}")
+            runs = body.get("runs", []) if isinstance(body, dict) else []
+            run = runs[0] if runs else {}
+        else:
+            _, run = api(state, "GET", f"/runs/{run_id}")
+        if run.get("status") in ("SUCCEEDED", "REJECTED", "REJECTED_BY_GATE", "FAILED"):
+            arn = (run.get("lineage") or {}).get("execution_arn")
+            if arn is None or sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                return run
+        time.sleep(1)
+    raise AssertionError(f"run {run_id or dataset} not finished in {RUN_TIMEOUT_S} s: {run}")
+
+
+def messages_for(queue: tuple[Any, str], run_id: str, timeout_s: float = 20) -> list[dict[str, Any]]:
+    sqs, url = queue
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while not found and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+            body = json.loads(message["Body"])
+            payload = json.loads(body["Message"])
+            if payload.get("run_id") == run_id:
+                found.append({"subject": body.get("Subject"), **payload})
+            else:
+                # another test's message: leave it for that test
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    return found
+
+
+def report_of(state: LocalState, run: dict[str, Any]) -> dict[str, Any]:
+    uri = run["lineage"]["report_uri"]
+    bucket, _, key = uri[5:].partition("/")
+    return json.loads(client(state, "s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_uploaded_dataset_runs_to_succeeded_with_metrics_sns_and_api(
+    cloud: LocalState, queue: tuple[Any, str], tmp_path: Path
+) -> None:
+    uri = upload(cloud, tmp_path, "uploads/support.jsonl", support_intents(48, seed=1))
+    run_id = start_run(cloud, uri, "support")
+
+    run = wait_for_run(cloud, run_id)
+
+    assert run["status"] == "SUCCEEDED", run.get("failure") or run
+    item = client(cloud, "dynamodb").get_item(TableName=cloud.resources.runs_table, Key={"run_id": {"S": run_id}})["Item"]
+    metrics = item["metrics"]["M"]
+    assert {"baseline", "tuned", "deltas"} <= set(metrics)
+    assert "domain_f1" in metrics["tuned"]["M"]
+    [message] = messages_for(queue, run_id)
+    assert message["status"] == "SUCCEEDED"
+    status, body = api(cloud, "GET", f"/runs/{run_id}")
+    assert status == 200 and body["run_id"] == run_id and body["status"] == "SUCCEEDED"
+    assert body["lineage"]["adapter_uri"].startswith(f"s3://{cloud.resources.work_bucket}/")
+
+
+def test_invalid_file_is_rejected_and_collisions_are_sanitized_then_trained(
+    cloud: LocalState, queue: tuple[Any, str], tmp_path: Path
+) -> None:
+    upload(cloud, tmp_path, "incoming/broken.jsonl", '{"text": "no label here"\nnot json at all\n')
+    rows = support_intents(40, seed=2, collision_share=0.25)
+    collision_uri = upload(cloud, tmp_path, "uploads/collisions.jsonl", rows)
+    collision_run = start_run(cloud, collision_uri, "collisions")
+
+    rejected = wait_for_run(cloud, dataset="broken")
+    assert rejected["status"] == "REJECTED"
+    assert rejected["lineage"].get("execution_arn") is None
+    assert rejected["summary"]
+    if rejected["lineage"].get("report_uri"):  # a file-level error has no per-record report
+        report = report_of(cloud, rejected)
+        assert report["accepted"] is False and report["errors"]
+    [notice] = messages_for(queue, rejected["run_id"])
+    assert notice["status"] == "REJECTED"
+
+    run = wait_for_run(cloud, collision_run)
+    assert run["status"] == "SUCCEEDED", run.get("failure") or run
+    report = report_of(cloud, run)
+    assert report["counts"]["sanitized"] > 0
+    assert report["counts"]["input"] == len(rows)

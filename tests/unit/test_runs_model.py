@@ -1,0 +1,75 @@
+"""The run's status machine, ids and config (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from mixtune.runs import TERMINAL, RunConfig, RunStatus, can_transition, dataset_name, new_run_id, run_id_for_object
+from mixtune.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (RunStatus.PENDING, RunStatus.PREPARED),
+        (RunStatus.PENDING, RunStatus.REJECTED),
+        (RunStatus.PREPARED, RunStatus.RUNNING),
+        (RunStatus.RUNNING, RunStatus.RUNNING),
+        (RunStatus.RUNNING, RunStatus.SUCCEEDED),
+        (RunStatus.RUNNING, RunStatus.REJECTED_BY_GATE),
+        (RunStatus.RUNNING, RunStatus.FAILED),
+    ],
+)
+def test_allowed_transitions(current: RunStatus, new: RunStatus) -> None:
+    assert can_transition(current, new)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (RunStatus.SUCCEEDED, RunStatus.RUNNING),
+        (RunStatus.FAILED, RunStatus.RUNNING),
+        (RunStatus.REJECTED, RunStatus.PREPARED),
+        (RunStatus.PENDING, RunStatus.SUCCEEDED),
+        (RunStatus.PREPARED, RunStatus.SUCCEEDED),
+    ],
+)
+def test_refused_transitions(current: RunStatus, new: RunStatus) -> None:
+    assert not can_transition(current, new)
+
+
+def test_terminal_statuses_lead_nowhere() -> None:
+    for status in TERMINAL:
+        assert not any(can_transition(status, new) for new in RunStatus)
+
+
+def test_run_id_for_object_is_deterministic_and_version_sensitive() -> None:
+    a = run_id_for_object("raw", "incoming/Support Tickets.v2.jsonl", "etag1")
+    assert a == run_id_for_object("raw", "incoming/Support Tickets.v2.jsonl", "etag1")
+    assert a != run_id_for_object("raw", "incoming/Support Tickets.v2.jsonl", "etag2")
+    assert a.startswith("support-tickets-v2-")
+
+
+def test_run_ids_are_valid_execution_names_and_short() -> None:
+    for run_id in (new_run_id("x" * 200), run_id_for_object("b", "incoming/" + "y" * 300 + ".csv", "v")):
+        assert len(run_id) <= 41
+        assert all(ch.isalnum() or ch == "-" for ch in run_id)
+
+
+def test_dataset_name_of_odd_names() -> None:
+    assert dataset_name("s3://raw/incoming/My Data (final).csv") == "my-data-final"
+    assert dataset_name("incoming/.jsonl") == "dataset"
+
+
+def test_run_config_refuses_unknown_fields() -> None:
+    with pytest.raises(ValidationError):
+        RunConfig.model_validate({"trian": {}})
+
+
+def test_run_config_resolves_service_defaults() -> None:
+    settings = Settings(poll_seconds=1, max_polls=9, base_model="tiny", default_backend="local")
+    resolved = RunConfig().resolved(settings)
+    assert (resolved.poll_seconds, resolved.max_polls, resolved.base_model, resolved.backend) == (1, 9, "tiny", "local")
+    explicit = RunConfig(poll_seconds=0, backend="sagemaker").resolved(settings)
+    assert (explicit.poll_seconds, explicit.backend) == (0, "sagemaker")

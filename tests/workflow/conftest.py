@@ -1,0 +1,279 @@
+"""The pipeline in moto: buckets, tables, topic + queue, the Lambda functions of
+`mixtune.functions` (run in-process by `mixtune.local.invoke.lambda_runtime`) and the real
+ASL file in moto's Step Functions interpreter, with a fake training backend."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixtune.functions import EXTRA_ASL_PLACEHOLDERS, FUNCTIONS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASL_PATH = REPO_ROOT / "infra" / "statemachine" / "pipeline.asl.json"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FAKE_BACKEND = "fake"
+
+
+# ---- the fake training backend ------------------------------------------------------------
+
+
+@dataclass
+class FakePlan:
+    """What the fake backend does. Jobs finish at submit (their files are written then), so a
+    status call only reads the reference: nothing lives in this process, and the same fake
+    works when handlers run in other processes (the local cloud) given the same plan."""
+
+    fail_steps: dict[str, str] = field(default_factory=dict)  # step -> reason
+    transient_status_errors: int = 0  # the next N status calls raise TransientError
+    baseline: dict[str, float] = field(default_factory=lambda: {"f1": 0.30, "mmlu": 0.50})
+    tuned: dict[str, float] = field(default_factory=lambda: {"f1": 0.80, "mmlu": 0.497})
+    submitted: list[str] = field(default_factory=list)
+    status_calls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def eval_result(f1: float, mmlu: float, adapter: str | None, config_hash: str = "h") -> Any:
+    from mixtune.evaluation import ClassificationScores, DomainScores, EvalResult, MmluScores
+
+    return EvalResult(
+        base_model="tiny",
+        adapter=adapter,
+        config={},
+        config_hash=config_hash,
+        domain=DomainScores(
+            task="classification",
+            n=20,
+            classification=ClassificationScores(
+                n=20, accuracy=f1, macro_f1=f1, micro_f1=f1, unknown_share=0.0, per_label_f1={}
+            ),
+        ),
+        mmlu=MmluScores(n=100, shots=0, micro_accuracy=mmlu, macro_accuracy=mmlu, per_subject={}),
+    )
+
+
+class FakeBackend:
+    name = FAKE_BACKEND
+
+    def __init__(self, plan: FakePlan) -> None:
+        self.plan = plan
+
+    def submit(self, spec: Any) -> Any:
+        from mixtune import storage
+        from mixtune.backends import JobRef
+
+        step = spec.environment["MIXTUNE_STEP"]
+        with self.plan.lock:
+            self.plan.submitted.append(step)
+        out = spec.output_uri
+        if step in ("smoke", "train"):
+            storage.write_bytes(storage.join(out, "progress.jsonl"), b'{"step": 1, "loss": 2.0}\n')
+            storage.write_bytes(storage.join(out, "adapter", "adapter_config.json"), b"{}")
+            storage.write_bytes(storage.join(out, "metrics.json"), b'{"train_loss": 1.0}')
+        else:
+            numbers = self.plan.baseline if step == "evaluate_baseline" else self.plan.tuned
+            adapter = None if step == "evaluate_baseline" else "adapter"
+            result = eval_result(numbers["f1"], numbers["mmlu"], adapter)
+            storage.write_bytes(storage.join(out, "eval.json"), result.to_json())
+        reason = self.plan.fail_steps.get(step)
+        outcome = {"state": "FAILED", "reason": reason} if reason else {"state": "SUCCEEDED"}
+        return JobRef(backend=FAKE_BACKEND, id=spec.job_name, data=outcome)
+
+    def status(self, ref: Any) -> Any:
+        from mixtune.backends import JobState, JobStatus, TransientError
+
+        with self.plan.lock:
+            self.plan.status_calls += 1
+            if self.plan.transient_status_errors > 0:
+                self.plan.transient_status_errors -= 1
+                raise TransientError("fake throttling")
+        return JobStatus(state=JobState(ref.data["state"]), reason=ref.data.get("reason"))
+
+    def cancel(self, ref: Any) -> None:
+        return None
+
+
+# ---- the stack --------------------------------------------------------------------------------
+
+
+def function_name(name: str) -> str:
+    return f"mixtune-{name.replace('_', '-')}"
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name(name)}"
+
+
+def substituted_definition(topic_arn: str) -> str:
+    text = ASL_PATH.read_text()
+    values = {fn.asl_placeholder: function_arn(fn.name) for fn in FUNCTIONS if fn.in_state_machine}
+    values.update({"TopicArn": topic_arn})
+    assert set(EXTRA_ASL_PLACEHOLDERS) <= set(values)
+    for key, value in values.items():
+        text = text.replace("${" + key + "}", value)
+    assert "${" not in text, "an ASL placeholder was left unsubstituted"
+    return text
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "# the runner imports the real handler\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    plan: FakePlan
+    state_machine_arn: str
+    topic_arn: str
+    queue_url: str
+    clients: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        return self.clients[service]
+
+    def wait_for_execution(self, arn: str, timeout_s: float = 60) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reply = sfn.describe_execution(executionArn=arn)
+            if reply["status"] != "RUNNING":
+                return reply
+            if time.monotonic() > deadline:
+                raise AssertionError(f"execution {arn} still RUNNING after {timeout_s} s")
+            time.sleep(0.1)
+
+    def executions(self) -> list[dict[str, Any]]:
+        return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)["executions"]
+
+    def messages(self, wait_s: float = 5) -> list[dict[str, Any]]:
+        """SNS envelopes delivered to the subscribed queue (Message parsed)."""
+        sqs = self.client("sqs")
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            reply = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            batch = reply.get("Messages", [])
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                envelope["Message"] = json.loads(envelope["Message"])
+                found.append(envelope)
+            if found and not batch:
+                break
+            if not batch:
+                time.sleep(0.1)
+        return found
+
+    def repo(self) -> Any:
+        from mixtune.runs import RunsRepository
+
+        return RunsRepository(self.env["MIXTUNE_RUNS_TABLE"], self.client("dynamodb"))
+
+    def states_entered(self, arn: str) -> list[str]:
+        sfn = self.client("stepfunctions")
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def write_catalog(s3: Any, bucket: str) -> str:
+    """A one-source general catalog on S3 (Converse records), for the mix step."""
+    from mixtune.records import ConversationRecord
+
+    lines = [
+        ConversationRecord.from_turns([("user", f"What is {i} plus {i}?"), ("assistant", str(2 * i))]).to_json_line()
+        for i in range(40)
+    ]
+    s3.put_object(Bucket=bucket, Key="catalog/general.jsonl", Body=("\n".join(lines) + "\n").encode())
+    catalog = {"sources": [{"name": "arith", "category": "math", "uri": "general.jsonl", "format": "prepared"}]}
+    s3.put_object(Bucket=bucket, Key="catalog/catalog.json", Body=json.dumps(catalog).encode())
+    return f"s3://{bucket}/catalog/catalog.json"
+
+
+def support_rows(n: int = 60) -> bytes:
+    from mixtune.sample_data import support_intents
+
+    return "".join(json.dumps(row) + "\n" for row in support_intents(n, seed=1)).encode()
+
+
+@pytest.fixture
+def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    import boto3
+    from moto import mock_aws
+
+    from mixtune.backends import register_backend, unregister_backend
+    from mixtune.local.invoke import lambda_runtime
+    from mixtune.runs import idempotency_table_definition, table_definition
+    from mixtune.settings import get_settings
+
+    plan = FakePlan()
+    register_backend(FAKE_BACKEND, lambda settings: FakeBackend(plan))
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), lambda_runtime("in_process"):
+        clients = {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "lambda", "iam")
+        }
+        for bucket in ("mixtune-raw", "mixtune-work"):
+            clients["s3"].create_bucket(Bucket=bucket)
+        clients["dynamodb"].create_table(**table_definition("mixtune-runs"))
+        clients["dynamodb"].create_table(**idempotency_table_definition("mixtune-idempotency"))
+        topic_arn = clients["sns"].create_topic(Name="mixtune-runs")["TopicArn"]
+        queue_url = clients["sqs"].create_queue(QueueName="run-events")["QueueUrl"]
+        queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        clients["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        role = clients["iam"].create_role(
+            RoleName="mixtune-lambda",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:mixtune-pipeline"
+        env = {
+            "MIXTUNE_RAW_BUCKET": "mixtune-raw",
+            "MIXTUNE_WORK_BUCKET": "mixtune-work",
+            "MIXTUNE_RUNS_TABLE": "mixtune-runs",
+            "MIXTUNE_IDEMPOTENCY_TABLE": "mixtune-idempotency",
+            "MIXTUNE_TOPIC_ARN": topic_arn,
+            "MIXTUNE_STATE_MACHINE_ARN": state_machine_arn,
+            "MIXTUNE_CATALOG_URI": write_catalog(clients["s3"], "mixtune-work"),
+            "MIXTUNE_DEFAULT_BACKEND": FAKE_BACKEND,
+            "MIXTUNE_BASE_MODEL": "tiny",
+            "MIXTUNE_POLL_SECONDS": "0",
+            "MIXTUNE_MAX_POLLS": "5",
+            "MIXTUNE_PREPARE_FUNCTION_NAME": function_name("prepare"),
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        for fn in FUNCTIONS:
+            clients["lambda"].create_function(
+                FunctionName=function_name(fn.name),
+                Runtime="python3.11",
+                Role=role,
+                Handler=fn.handler,
+                Code={"ZipFile": _zip()},
+                Timeout=fn.timeout_s,
+                MemorySize=fn.memory_mb,
+                Environment={"Variables": env},
+            )
+        created = clients["stepfunctions"].create_state_machine(
+            name="mixtune-pipeline", definition=substituted_definition(topic_arn), roleArn=role
+        )
+        assert created["stateMachineArn"] == state_machine_arn
+        try:
+            yield Stack(env, plan, state_machine_arn, topic_arn, queue_url, clients)
+        finally:
+            get_settings.cache_clear()
+            unregister_backend(FAKE_BACKEND)
