@@ -21,10 +21,42 @@ from pathlib import Path
 
 import orjson
 
-WORDS = (
-    "the a my card bank account transfer payment why how when can I you is not yet arrived top up "
-    "refund cash machine pin exchange rate fee pending declined country travel phone app verify"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "my",
+    "card",
+    "bank",
+    "account",
+    "transfer",
+    "payment",
+    "why",
+    "how",
+    "when",
+    "can",
+    "I",
+    "you",
+    "is",
+    "not",
+    "yet",
+    "arrived",
+    "top",
+    "up",
+    "refund",
+    "cash",
+    "machine",
+    "pin",
+    "exchange",
+    "rate",
+    "fee",
+    "pending",
+    "declined",
+    "country",
+    "travel",
+    "phone",
+    "app",
+    "verify",
+]
 
 BASELINE = """
 import json, resource, sys, time
@@ -88,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="records per side (domain, general)")
     parser.add_argument("--workdir", default=None, help="folder for the data (default: a temporary folder)")
-    parser.add_argument("--repeat", type=int, default=1, help="measure each case this many times, keep the best")
+    parser.add_argument("--cases", default="all", help="comma list of: examples, examples-tokens, tokens")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure each case this many times, keep the best"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mixtune-bench-", dir=args.workdir) as tmp:
         folder = Path(tmp)
@@ -98,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         size_mb = (domain.stat().st_size + general.stat().st_size) / 1e6
         print(f"data: {args.records:,} + {args.records:,} records, {size_mb:,.0f} MB", flush=True)
         cases = [
-            ("examples, no token counts", "examples", "0"),
-            ("examples, token counts", "examples", "1"),
-            ("tokens", "tokens", "1"),
+            ("examples", "examples, no token counts", "examples", "0"),
+            ("examples-tokens", "examples, token counts", "examples", "1"),
+            ("tokens", "unit tokens", "tokens", "1"),
         ]
+        wanted = {c.strip() for c in args.cases.split(",")} if args.cases != "all" else {c[0] for c in cases}
         rows = []
-        for label, unit, count_tokens in cases:
+        for key, label, unit, count_tokens in cases:
+            if key not in wanted:
+                continue
             best_baseline, best_mix = None, None
             for attempt in range(args.repeat):
                 # Baseline and mix alternate so that machine noise hits both alike.

@@ -64,11 +64,11 @@ def child_floor(path: str) -> dict:
     return {"records": count, "seconds": time.perf_counter() - started}
 
 
-def child_prepare(path: str, out: str) -> dict:
-    from mixtune.dataprep import prepare_dataset
+def child_prepare(path: str, out: str, dedupe: bool = True) -> dict:
+    from mixtune.dataprep import PrepareOptions, prepare_dataset
 
     started = time.perf_counter()
-    report = prepare_dataset(path, out)
+    report = prepare_dataset(path, out, PrepareOptions(dedupe=dedupe))
     seconds = time.perf_counter() - started
     return {
         "records": report.counts.input,
@@ -90,6 +90,7 @@ def peak_rss_mb() -> float:
 
 
 def run_child(kind: str, path: Path, out: Path) -> dict:
+    """Run one measurement in a fresh interpreter (kind: floor, prepare, prepare-keep-duplicates)."""
     result = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path), str(out)],
         capture_output=True,
@@ -106,11 +107,16 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="Banking77 train.csv")
     parser.add_argument("--workdir", type=Path, help="where the input and outputs go (default: a temp dir)")
     parser.add_argument("--skip-floor-above", type=int, help="do not run the floor for sizes above N records")
+    parser.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="skip exact-duplicate detection (its table grows with input)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, path, out = args.child
-        result = child_floor(path) if kind == "floor" else child_prepare(path, out)
+        result = child_floor(path) if kind == "floor" else child_prepare(path, out, kind == "prepare")
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return 0
@@ -129,7 +135,8 @@ def main() -> int:
                     "floor_rps": round(floor["records"] / floor["seconds"]),
                     "floor_rss_mb": round(floor["peak_rss_mb"], 1),
                 }
-            ours = run_child("prepare", path, Path(tmp, f"out_{size}"))
+            kind = "prepare-keep-duplicates" if args.keep_duplicates else "prepare"
+            ours = run_child(kind, path, Path(tmp, f"out_{size}"))
             line |= {
                 "ours_rps": round(ours["records"] / ours["seconds"]),
                 "ours_seconds": round(ours["seconds"], 2),

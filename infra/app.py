@@ -13,6 +13,9 @@ for _path in (str(_ROOT), str(_ROOT / "lambdas")):
         sys.path.insert(0, _path)
 # Node 20 is what this machine has; the notice would drown the synth output.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# CDK's built-in CloudFormation rules cost ~10 s per synth; cfn-lint checks the same templates
+# in the tests. `CDK_VALIDATION=true make synth` turns them back on. cdk-nag always runs.
+os.environ.setdefault("CDK_VALIDATION", "false")
 
 from aws_cdk import App  # noqa: E402
 

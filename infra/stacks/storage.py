@@ -42,6 +42,7 @@ class StorageStack(Stack):
             description="mixtune data: buckets, tables, topic, queues",
             enable_key_rotation=True,
             removal_policy=removal,
+            policy=_key_policy(),
         )
         # CloudWatch alarms publish to the encrypted topic: the service needs the key for that.
         self.key.add_to_resource_policy(
@@ -164,6 +165,47 @@ class StorageStack(Stack):
             ],
             removal_policy=removal,
         )
+
+
+# The account administers the key and lets IAM policies use it (what CDK's default `kms:*`
+# statement allows), with the actions spelled out so no policy in the app grants `*`.
+_KEY_ADMIN_ACTIONS = [
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+]
+_KEY_USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+
+
+def _key_policy() -> iam.PolicyDocument:
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="AccountAdministersTheKey",
+                principals=[iam.AccountRootPrincipal()],
+                actions=_KEY_ADMIN_ACTIONS,
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="IamPoliciesMayUseTheKey",
+                principals=[iam.AccountRootPrincipal()],
+                actions=_KEY_USE_ACTIONS,
+                resources=["*"],
+            ),
+        ]
+    )
 
 
 _ATTRIBUTE_TYPES = {

@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     state_machine_arn: str = ""
     # The general-data catalog (local path or s3:// URI) used by the mix step.
     catalog_uri: str = ""
-    # Training backend used when a run's config names none.
-    default_backend: BackendName = "local"
+    # Training backend used when a run's config names none: "local", "sagemaker",
+    # "hyperpod", or any name given to mixtune.backends.register_backend (test fakes).
+    default_backend: str = "local"
     base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     training_image_uri: str = ""
     sagemaker_role_arn: str = ""

@@ -19,7 +19,7 @@ from mixtune.local.cloud import LocalCloud
 from mixtune.local.eventbridge import Scheduler
 from mixtune.local.state import read_state
 
-HANDLERS = '''
+HANDLERS = """
 import json, os, boto3
 
 def prepare(event, context):
@@ -44,7 +44,7 @@ def schedule(event, context):
     boto3.client("sns").publish(TopicArn=os.environ["MIXTUNE_TOPIC_ARN"],
                                 Message=json.dumps({"fired_by": event["detail-type"]}))
     return {}
-'''
+"""
 
 ASL = {
     "StartAt": "Mix",
@@ -121,7 +121,9 @@ def test_upload_runs_the_state_machine_through_lambda_handlers_to_sns(cloud: Loc
     assert message["mix"]["endpoint"] == cloud.endpoint
     assert message["mix"]["bucket"] == cloud.resources.raw_bucket
     assert message["error"]["Error"] == "ValueError"
-    executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.resources.state_machine_arn)
+    executions = cloud.client("stepfunctions").list_executions(
+        stateMachineArn=cloud.resources.state_machine_arn
+    )
     assert [e["name"] for e in executions["executions"]] == ["run-1"]
 
 
@@ -152,3 +154,31 @@ def test_state_file_names_the_endpoints_and_is_removed_on_stop(tmp_path: Path, c
     import psutil
 
     assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_local_status_and_down_stop_the_cloud_process_by_pid(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import psutil
+
+    from mixtune.local.process import LocalCloudProcess
+
+    process = LocalCloudProcess(tmp_path / "state", env={"AWS_ENDPOINT_URL": None})
+    try:
+        state = process.start()
+        status = subprocess.run(
+            [sys.executable, "-m", "mixtune.cli", "local", "status", "--state-dir", str(tmp_path / "state")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert status.returncode == 0 and state.endpoint in status.stdout
+        down = subprocess.run(
+            [sys.executable, "-m", "mixtune.cli", "local", "down", "--state-dir", str(tmp_path / "state")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert down.returncode == 0, down.stderr
+        assert process.proc is not None and process.proc.wait(timeout=30) == 0
+        assert not psutil.pid_exists(state.pid) or psutil.Process(state.pid).status() == psutil.STATUS_ZOMBIE
+        assert read_state(tmp_path / "state") is None
+    finally:
+        process.stop()

@@ -5,6 +5,8 @@ backend, the runs table, SNS to SQS, and the API."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -43,7 +45,13 @@ def run_config() -> dict[str, Any]:
         "prepare": {"eval_share": 0.2, "seed": 0},
         "mix": {"domain_percent": 75, "categories": {"general": 100}, "seed": 0},
         "train": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 96, "logging_steps": 1},
-        "evaluation": {"domain_limit": 6, "max_new_tokens": 4, "mmlu": False, "batch_size": 8, "max_length": 96},
+        "evaluation": {
+            "domain_limit": 6,
+            "max_new_tokens": 4,
+            "mmlu": False,
+            "batch_size": 8,
+            "max_length": 96,
+        },
         # A random tiny model gains nothing: this gate checks the plumbing, not the model.
         "gate": {"min_domain_gain": -100.0, "require_mmlu": False},
         "smoke_steps": 1,
@@ -87,10 +95,17 @@ def client(state: LocalState, service: str) -> Any:
 
 def _seed_general_data(state: LocalState) -> None:
     s3 = client(state, "s3")
-    lines = "".join(ConversationRecord.from_turns([("user", q), ("assistant", a)]).to_json_line() + "\n" for q, a in GENERAL)
+    lines = "".join(
+        ConversationRecord.from_turns([("user", q), ("assistant", a)]).to_json_line() + "\n"
+        for q, a in GENERAL
+    )
     s3.put_object(Bucket=state.resources.work_bucket, Key="general/general.jsonl", Body=lines.encode())
-    catalog = {"sources": [{"name": "general", "category": "general", "uri": "general.jsonl", "format": "prepared"}]}
-    s3.put_object(Bucket=state.resources.work_bucket, Key="general/catalog.json", Body=json.dumps(catalog).encode())
+    catalog = {
+        "sources": [{"name": "general", "category": "general", "uri": "general.jsonl", "format": "prepared"}]
+    }
+    s3.put_object(
+        Bucket=state.resources.work_bucket, Key="general/catalog.json", Body=json.dumps(catalog).encode()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +136,9 @@ def api(state: LocalState, method: str, path: str, body: dict[str, Any] | None =
 
 
 def start_run(state: LocalState, uri: str, dataset: str) -> str:
-    status, body = api(state, "POST", "/runs", {"dataset_uri": uri, "dataset": dataset, "config": run_config()})
+    status, body = api(
+        state, "POST", "/runs", {"dataset_uri": uri, "dataset": dataset, "config": run_config()}
+    )
     assert status == 202, body
     return str(body["run_id"])
 
@@ -151,14 +168,18 @@ def messages_for(queue: tuple[Any, str], run_id: str, timeout_s: float = 20) -> 
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     while not found and time.monotonic() < deadline:
-        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
             body = json.loads(message["Body"])
             payload = json.loads(body["Message"])
             if payload.get("run_id") == run_id:
                 found.append({"subject": body.get("Subject"), **payload})
             else:
                 # another test's message: leave it for that test
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
     return found
 
 
@@ -168,16 +189,35 @@ def report_of(state: LocalState, run: dict[str, Any]) -> dict[str, Any]:
     return json.loads(client(state, "s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def test_uploaded_dataset_runs_to_succeeded_with_metrics_sns_and_api(
-    cloud: LocalState, queue: tuple[Any, str], tmp_path: Path
-) -> None:
-    uri = upload(cloud, tmp_path, "uploads/support.jsonl", support_intents(48, seed=1))
+@pytest.fixture(scope="module")
+def uploads(
+    cloud: LocalState, queue: tuple[Any, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Both uploads at once (one training run keeps the suite short): a dataset some of whose
+    rows carry template collisions, started through the API with a tiny-model config, and an
+    invalid file dropped under incoming/ (the S3 notification path)."""
+    folder = tmp_path_factory.mktemp("uploads")
+    rows = support_intents(48, seed=1, collision_share=0.25)
+    uri = upload(cloud, folder, "uploads/support.jsonl", rows)
     run_id = start_run(cloud, uri, "support")
+    upload(cloud, folder, "incoming/broken.jsonl", '{"text": "no label here"\nnot json at all\n')
+    return {"run_id": run_id, "rows": rows}
+
+
+def test_uploaded_dataset_runs_to_succeeded_with_metrics_sns_and_api(
+    cloud: LocalState, queue: tuple[Any, str], uploads: dict[str, Any]
+) -> None:
+    run_id = uploads["run_id"]
 
     run = wait_for_run(cloud, run_id)
 
     assert run["status"] == "SUCCEEDED", run.get("failure") or run
-    item = client(cloud, "dynamodb").get_item(TableName=cloud.resources.runs_table, Key={"run_id": {"S": run_id}})["Item"]
+    [item] = client(cloud, "dynamodb").scan(
+        TableName=cloud.resources.runs_table,
+        FilterExpression="run_id = :id AND kind = :run",
+        ExpressionAttributeValues={":id": {"S": run_id}, ":run": {"S": "run"}},
+    )["Items"]
+    assert item["status"]["S"] == "SUCCEEDED"
     metrics = item["metrics"]["M"]
     assert {"baseline", "tuned", "deltas"} <= set(metrics)
     assert "domain_f1" in metrics["tuned"]["M"]
@@ -188,26 +228,44 @@ def test_uploaded_dataset_runs_to_succeeded_with_metrics_sns_and_api(
     assert body["lineage"]["adapter_uri"].startswith(f"s3://{cloud.resources.work_bucket}/")
 
 
-def test_invalid_file_is_rejected_and_collisions_are_sanitized_then_trained(
-    cloud: LocalState, queue: tuple[Any, str], tmp_path: Path
+def test_invalid_file_is_rejected_and_a_file_with_collisions_is_sanitized_and_runs_through(
+    cloud: LocalState, queue: tuple[Any, str], uploads: dict[str, Any]
 ) -> None:
-    upload(cloud, tmp_path, "incoming/broken.jsonl", '{"text": "no label here"\nnot json at all\n')
-    rows = support_intents(40, seed=2, collision_share=0.25)
-    collision_uri = upload(cloud, tmp_path, "uploads/collisions.jsonl", rows)
-    collision_run = start_run(cloud, collision_uri, "collisions")
-
     rejected = wait_for_run(cloud, dataset="broken")
+
     assert rejected["status"] == "REJECTED"
     assert rejected["lineage"].get("execution_arn") is None
-    assert rejected["summary"]
-    if rejected["lineage"].get("report_uri"):  # a file-level error has no per-record report
-        report = report_of(cloud, rejected)
-        assert report["accepted"] is False and report["errors"]
+    assert rejected["summary"].startswith("REJECTED")
+    report = report_of(cloud, rejected)
+    assert report["accepted"] is False
+    assert report["counts"]["rejected"] == report["counts"]["input"] == 2
+    assert report["errors"]
     [notice] = messages_for(queue, rejected["run_id"])
     assert notice["status"] == "REJECTED"
 
-    run = wait_for_run(cloud, collision_run)
+    run = wait_for_run(cloud, uploads["run_id"])
     assert run["status"] == "SUCCEEDED", run.get("failure") or run
     report = report_of(cloud, run)
     assert report["counts"]["sanitized"] > 0
-    assert report["counts"]["input"] == len(rows)
+    assert report["counts"]["input"] == len(uploads["rows"])
+
+
+def _mixtune(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mixtune.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_runs_commands_read_the_local_api(cloud: LocalState, uploads: dict[str, Any]) -> None:
+    run_id = uploads["run_id"]
+    wait_for_run(cloud, run_id)
+
+    shown = _mixtune("runs", "show", run_id, "--endpoint", cloud.api_endpoint)
+    listed = _mixtune("runs", "list", "--state-dir", cloud.state_dir, "--dataset", "support", "--json")
+    missing = _mixtune("runs", "show", "no-such-run", "--endpoint", cloud.api_endpoint)
+
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["run_id"] == run_id
+    assert listed.returncode == 0, listed.stderr
+    assert [run["run_id"] for run in json.loads(listed.stdout)["runs"]] == [run_id]
+    assert missing.returncode == 2 and "no run" in missing.stderr

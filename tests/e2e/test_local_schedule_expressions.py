@@ -47,7 +47,9 @@ def test_asl_placeholder_without_a_value_is_an_error() -> None:
 
 
 def test_proxy_event_has_the_rest_api_shape() -> None:
-    event = proxy_event("GET", "/runs/r1?status=FAILED&status=SUCCEEDED", {"Accept": "*/*"}, b"", "127.0.0.1", "1")
+    event = proxy_event(
+        "GET", "/runs/r1?status=FAILED&status=SUCCEEDED", {"Accept": "*/*"}, b"", "127.0.0.1", "1"
+    )
     assert event["httpMethod"] == "GET" and event["path"] == "/runs/r1"
     assert event["queryStringParameters"] == {"status": "SUCCEEDED"}
     assert event["multiValueQueryStringParameters"] == {"status": ["FAILED", "SUCCEEDED"]}

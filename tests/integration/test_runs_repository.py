@@ -46,7 +46,9 @@ def test_legal_transitions_move_the_status_and_merge_lineage(runs_repo: RunsRepo
         stage="prepare",
         lineage={"input_sha256": "abc", "output_sha256": {"prepared.jsonl": "def"}},
     )
-    runs_repo.transition("support-0001", RunStatus.RUNNING, stage="mix", lineage={"manifest_uri": "s3://w/m.json"})
+    runs_repo.transition(
+        "support-0001", RunStatus.RUNNING, stage="mix", lineage={"manifest_uri": "s3://w/m.json"}
+    )
     run = runs_repo.transition("support-0001", RunStatus.RUNNING, stage="train")
     assert run.status == RunStatus.RUNNING
     assert run.stage == "train"
@@ -88,7 +90,9 @@ def test_metrics_gate_and_failure_round_trip_with_floats(runs_repo: RunsReposito
     assert run.gate == gate
     failed = _run("support-0002")
     runs_repo.create(failed)
-    run = runs_repo.transition("support-0002", RunStatus.FAILED, failure=Failure(error="JobFailedError", cause="x"))
+    run = runs_repo.transition(
+        "support-0002", RunStatus.FAILED, failure=Failure(error="JobFailedError", cause="x")
+    )
     assert run.failure == Failure(error="JobFailedError", cause="x")
 
 
@@ -135,7 +139,8 @@ def test_promoted_adapter_is_replaced_by_the_latest(runs_repo: RunsRepository) -
     assert runs_repo.get_promoted("smollm2") is None
     for run_id in ("r1", "r2"):
         runs_repo.set_promoted(
-            Promoted(base_model="smollm2", run_id=run_id, adapter_uri="a", train_uri="t", dataset="d")
+            Promoted(base_model="smollm2", run_id=run_id, adapter_uri="a", train_uri="t", source_dataset="d")
         )
     promoted = runs_repo.get_promoted("smollm2")
     assert promoted is not None and promoted.run_id == "r2"
+    assert runs_repo.list_by_dataset("d") == []

@@ -18,7 +18,11 @@ def convert(row: dict, mapping=None, **kwargs):
         ({"question": "q", "answer": "a"}, "question_answer", [("user", "q"), ("assistant", "a")]),
         ({"Query": "q", "Response": "a"}, "question_answer", [("user", "q"), ("assistant", "a")]),
         ({"prompt": "p", "completion": "c"}, "prompt_completion", [("user", "p"), ("assistant", "c")]),
-        ({"instruction": "i", "input": "x", "output": "o"}, "alpaca", [("user", "i\n\nx"), ("assistant", "o")]),
+        (
+            {"instruction": "i", "input": "x", "output": "o"},
+            "alpaca",
+            [("user", "i\n\nx"), ("assistant", "o")],
+        ),
         ({"instruction": "i", "input": "", "output": "o"}, "alpaca", [("user", "i"), ("assistant", "o")]),
         ({"text": "t", "category": "card"}, "classification", [("user", "t"), ("assistant", "card")]),
         ({"sentence": "t", "intent": 3}, "classification", [("user", "t"), ("assistant", "3")]),
@@ -29,7 +33,13 @@ def convert(row: dict, mapping=None, **kwargs):
             [("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d")],
         ),
         (
-            {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]},
+            {
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    {"role": "user", "content": "u"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },
             "messages",
             [("user", "u"), ("assistant", "a")],
         ),
@@ -41,13 +51,19 @@ def convert(row: dict, mapping=None, **kwargs):
     ],
 )
 def test_shape_is_detected_and_converted(row, shape_name, turns) -> None:
-    shape, (system, got, _) = convert(row)
+    shape, (_system, got, _) = convert(row)
     assert shape.name == shape_name
     assert got == turns
 
 
 def test_openai_leading_system_message_becomes_the_system_prompt() -> None:
-    row = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    row = {
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": "a"},
+        ]
+    }
     assert convert(row)[1][0] == "s"
 
 
@@ -55,7 +71,10 @@ def test_converse_records_pass_through() -> None:
     row = {
         "schemaVersion": "bedrock-conversation-2024",
         "system": [{"text": "sys"}],
-        "messages": [{"role": "user", "content": [{"text": "u"}]}, {"role": "assistant", "content": [{"text": "a"}]}],
+        "messages": [
+            {"role": "user", "content": [{"text": "u"}]},
+            {"role": "assistant", "content": [{"text": "a"}]},
+        ],
     }
     assert convert(row)[1] == ("sys", [("user", "u"), ("assistant", "a")], None)
 
@@ -73,7 +92,7 @@ def test_converse_image_block_is_rejected_as_non_text() -> None:
 
 
 def test_classification_assistant_turn_is_the_label_verbatim_with_template() -> None:
-    shape, (system, turns, label) = convert(
+    _shape, (system, turns, label) = convert(
         {"text": "my card?", "category": "Card_Arrival "},
         system_prompt="Classify.",
         instruction_template="Intent of: {text}",
@@ -91,7 +110,9 @@ def test_mapping_picks_any_column_names_and_a_system_column() -> None:
 
 
 def test_row_system_wins_over_the_default_system_prompt() -> None:
-    assert convert({"question": "q", "answer": "a", "system": "mine"}, system_prompt="default")[1][0] == "mine"
+    assert (
+        convert({"question": "q", "answer": "a", "system": "mine"}, system_prompt="default")[1][0] == "mine"
+    )
     assert convert({"question": "q", "answer": "a", "system": ""}, system_prompt="default")[1][0] == "default"
 
 
@@ -112,3 +133,12 @@ def test_unknown_shape_and_missing_mapped_column_are_file_errors() -> None:
         detect_shape(["q", "a"], {"question": "q", "answer": "nope"}, uri="f.csv", tabular=True)
     with pytest.raises(DatasetError, match="unknown mapping key"):
         detect_shape(["q"], {"bogus": "q"})
+
+
+def test_dataset_error_names_file_and_line_and_survives_pickling() -> None:
+    import pickle
+
+    error = DatasetError("s3://b/k.csv", "bad header", 1)
+    assert str(error) == "s3://b/k.csv line 1: bad header"
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.uri, again.line) == (str(error), "s3://b/k.csv", 1)

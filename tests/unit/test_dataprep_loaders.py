@@ -49,7 +49,10 @@ def test_json_array_streams_across_chunks(tmp_path: Path) -> None:
 def test_csv_quoted_multiline_fields_keep_the_starting_line(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text('question,answer\n"two\nlines",a\nsimple,b\n')
-    assert rows(path) == [(2, {"question": "two\nlines", "answer": "a"}), (4, {"question": "simple", "answer": "b"})]
+    assert rows(path) == [
+        (2, {"question": "two\nlines", "answer": "a"}),
+        (4, {"question": "simple", "answer": "b"}),
+    ]
 
 
 def test_tsv_gzip_and_parquet(tmp_path: Path) -> None:
@@ -63,7 +66,10 @@ def test_tsv_gzip_and_parquet(tmp_path: Path) -> None:
     import pyarrow as pa
 
     pq.write_table(pa.table({"question": ["q1", "q2"], "answer": ["a1", "a2"]}), tmp_path / "d.parquet")
-    assert rows(tmp_path / "d.parquet") == [(1, {"question": "q1", "answer": "a1"}), (2, {"question": "q2", "answer": "a2"})]
+    assert rows(tmp_path / "d.parquet") == [
+        (1, {"question": "q1", "answer": "a1"}),
+        (2, {"question": "q2", "answer": "a2"}),
+    ]
 
 
 def test_truncated_json_line_is_a_record_error(tmp_path: Path) -> None:
@@ -100,7 +106,9 @@ def test_deeply_nested_json_is_a_record_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [b"", b"\x00\x01\x02binary\xff" * 10])
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
-def test_empty_and_binary_files_are_file_errors_naming_the_file(tmp_path: Path, content: bytes, suffix: str) -> None:
+def test_empty_and_binary_files_are_file_errors_naming_the_file(
+    tmp_path: Path, content: bytes, suffix: str
+) -> None:
     path = tmp_path / f"d{suffix}"
     path.write_bytes(content)
     with pytest.raises(DatasetError, match=str(path)):
@@ -158,12 +166,18 @@ def test_csv_row_with_the_wrong_number_of_fields_is_rejected(tmp_path: Path) -> 
 @given(
     data=st.one_of(
         st.binary(max_size=400),
-        st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b",", b"\n", b"1", b"a", b":", b"\xff", b" "]), max_size=60).map(
-            b"".join
-        ),
+        st.lists(
+            st.sampled_from(
+                [b"[", b"]", b"{", b"}", b'"', b"\\", b",", b"\n", b"1", b"a", b":", b"\xff", b" "]
+            ),
+            max_size=60,
+        ).map(b"".join),
     ),
-    suffix=st.sampled_from([".jsonl", ".json", ".csv", ".tsv"]))
-def test_loaders_never_raise_anything_but_dataset_error_on_arbitrary_bytes(tmp_path: Path, data: bytes, suffix: str) -> None:
+    suffix=st.sampled_from([".jsonl", ".json", ".csv", ".tsv"]),
+)
+def test_loaders_never_raise_anything_but_dataset_error_on_arbitrary_bytes(
+    tmp_path: Path, data: bytes, suffix: str
+) -> None:
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(data)
     try:

@@ -59,7 +59,9 @@ def test_custom_table_and_extra_tokens() -> None:
 
 
 def test_sanitize_record_repairs_every_text_and_keeps_clean_records() -> None:
-    record = ConversationRecord.from_turns([("user", "User: hi[EOS]"), ("assistant", "ok")], system="System: be nice")
+    record = ConversationRecord.from_turns(
+        [("user", "User: hi[EOS]"), ("assistant", "ok")], system="System: be nice"
+    )
     repaired = sanitize_record(record)
     assert repaired.turns() == [("user", "User : hi"), ("assistant", "ok")]
     assert repaired.system_text == "System : be nice"
@@ -68,11 +70,15 @@ def test_sanitize_record_repairs_every_text_and_keeps_clean_records() -> None:
 
 
 _reserved_pieces = st.sampled_from(
-    [*DEFAULT_SPECIAL_TOKENS, *(m + ":" for m in DEFAULT_ROLE_MARKERS), *(m.upper() for m in DEFAULT_ROLE_MARKERS)]
+    [
+        *DEFAULT_SPECIAL_TOKENS,
+        *(m + ":" for m in DEFAULT_ROLE_MARKERS),
+        *(m.upper() for m in DEFAULT_ROLE_MARKERS),
+    ]
 )
-_texts = st.lists(st.one_of(st.text(max_size=8), _reserved_pieces, st.sampled_from([":", "<", "[", "|", " "])), max_size=12).map(
-    "".join
-)
+_texts = st.lists(
+    st.one_of(st.text(max_size=8), _reserved_pieces, st.sampled_from([":", "<", "[", "|", " "])), max_size=12
+).map("".join)
 
 
 @settings(max_examples=300, deadline=None)

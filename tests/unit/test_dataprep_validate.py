@@ -55,7 +55,9 @@ def test_estimate_tokens_is_a_quarter_of_the_characters_rounded_up() -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 _row = st.one_of(
@@ -65,7 +67,9 @@ _row = st.one_of(
         _json,
         max_size=5,
     ),
-    st.fixed_dictionaries({"messages": st.lists(st.dictionaries(st.sampled_from(["role", "content", "text"]), _json))}),
+    st.fixed_dictionaries(
+        {"messages": st.lists(st.dictionaries(st.sampled_from(["role", "content", "text"]), _json))}
+    ),
 )
 _SHAPES = [
     Shape("question_answer", {"question": "question", "answer": "answer", "system": "system"}),

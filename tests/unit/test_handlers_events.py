@@ -65,7 +65,10 @@ def test_unknown_event_is_refused() -> None:
 
 
 def test_schedule_event_action_from_detail_or_top_level() -> None:
-    assert ScheduledEvent.model_validate({"detail-type": "Scheduled Event", "detail": {}}).wanted().action == "rerun"
+    assert (
+        ScheduledEvent.model_validate({"detail-type": "Scheduled Event", "detail": {}}).wanted().action
+        == "rerun"
+    )
     assert ScheduledEvent.model_validate({"action": "reevaluate"}).wanted().action == "reevaluate"
     wanted = ScheduledEvent.model_validate({"detail": {"datasets": ["s3://raw/incoming/a.csv"]}}).wanted()
     assert wanted.datasets == ["s3://raw/incoming/a.csv"]
@@ -76,10 +79,14 @@ def test_job_specs_of_the_steps() -> None:
 
     settings = Settings(work_bucket="work", base_model="tiny")
     config = RunConfig(node_count=4, instance_type="ml.p5.48xlarge").resolved(settings)
-    mix = MixOutput(mixed_uri="s3://work/runs/r/mix/mixed.jsonl", manifest_uri="s3://work/runs/r/mix/manifest.json")
+    mix = MixOutput(
+        mixed_uri="s3://work/runs/r/mix/mixed.jsonl", manifest_uri="s3://work/runs/r/mix/manifest.json"
+    )
     smoke = job_spec("r", "smoke", config, settings, "s3://work/datasets/r/", mix=mix)
     assert smoke.entry_point == "train" and smoke.node_count == 1
-    assert "--max-steps" in smoke.arguments and smoke.arguments[smoke.arguments.index("--max-steps") + 1] == "5"
+    assert (
+        "--max-steps" in smoke.arguments and smoke.arguments[smoke.arguments.index("--max-steps") + 1] == "5"
+    )
     train = job_spec("r", "train", config, settings, "s3://work/datasets/r/", mix=mix)
     assert train.node_count == 4 and "--max-steps" not in train.arguments
     assert train.output_uri == "s3://work/runs/r/train/"
@@ -89,5 +96,7 @@ def test_job_specs_of_the_steps() -> None:
     assert tuned.arguments[tuned.arguments.index("--adapter") + 1] == "s3://work/runs/r/train/adapter"
     baseline = job_spec("r", "evaluate_baseline", config, settings, "s3://work/datasets/r/")
     assert "--adapter" not in baseline.arguments
-    assert baseline.arguments[baseline.arguments.index("--domain-data") + 1] == "s3://work/datasets/r/eval.jsonl"
+    assert (
+        baseline.arguments[baseline.arguments.index("--domain-data") + 1] == "s3://work/datasets/r/eval.jsonl"
+    )
     assert len({smoke.job_name, train.job_name, tuned.job_name, baseline.job_name}) == 4

@@ -26,7 +26,9 @@ def test_handler_module_loads_no_ml_framework(module: str) -> None:
         f"import sys, {module} as m; assert callable(m.handler); "
         f"print(','.join(sorted(n for n in {FORBIDDEN!r} if n in sys.modules)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(), check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(), check=True
+    )
     assert out.stdout.strip() == ""
 
 

@@ -19,7 +19,11 @@ def _run(**update: object) -> Run:
             adapter_uri="s3://work/runs/support-abc/train/adapter",
             job_ids={"train": "j1"},
         ),
-        metrics={"baseline": {"domain_f1": 0.2}, "tuned": {"domain_f1": 0.6}, "deltas": {"domain_f1_points": 40.0}},
+        metrics={
+            "baseline": {"domain_f1": 0.2},
+            "tuned": {"domain_f1": 0.6},
+            "deltas": {"domain_f1_points": 40.0},
+        },
         gate={"promote": True, "domain_gain": 40.0, "general_drop": 0.4, "reasons": ["ok"]},
     )
     return base.model_copy(update=update)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mixtune.runs import TERMINAL, RunConfig, RunStatus, can_transition, dataset_name, new_run_id, run_id_for_object
+from mixtune.runs import (
+    TERMINAL,
+    RunConfig,
+    RunStatus,
+    can_transition,
+    dataset_name,
+    new_run_id,
+    run_id_for_object,
+)
 from mixtune.settings import Settings
 
 
@@ -70,6 +78,11 @@ def test_run_config_refuses_unknown_fields() -> None:
 def test_run_config_resolves_service_defaults() -> None:
     settings = Settings(poll_seconds=1, max_polls=9, base_model="tiny", default_backend="local")
     resolved = RunConfig().resolved(settings)
-    assert (resolved.poll_seconds, resolved.max_polls, resolved.base_model, resolved.backend) == (1, 9, "tiny", "local")
+    assert (resolved.poll_seconds, resolved.max_polls, resolved.base_model, resolved.backend) == (
+        1,
+        9,
+        "tiny",
+        "local",
+    )
     explicit = RunConfig(poll_seconds=0, backend="sagemaker").resolved(settings)
     assert (explicit.poll_seconds, explicit.backend) == (0, "sagemaker")

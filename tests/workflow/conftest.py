@@ -35,6 +35,7 @@ class FakePlan:
     works when handlers run in other processes (the local cloud) given the same plan."""
 
     fail_steps: dict[str, str] = field(default_factory=dict)  # step -> reason
+    never_ending_steps: set[str] = field(default_factory=set)  # these jobs stay RUNNING
     transient_status_errors: int = 0  # the next N status calls raise TransientError
     baseline: dict[str, float] = field(default_factory=lambda: {"f1": 0.30, "mmlu": 0.50})
     tuned: dict[str, float] = field(default_factory=lambda: {"f1": 0.80, "mmlu": 0.497})
@@ -87,6 +88,8 @@ class FakeBackend:
             storage.write_bytes(storage.join(out, "eval.json"), result.to_json())
         reason = self.plan.fail_steps.get(step)
         outcome = {"state": "FAILED", "reason": reason} if reason else {"state": "SUCCEEDED"}
+        if step in self.plan.never_ending_steps:
+            outcome = {"state": "RUNNING"}
         return JobRef(backend=FAKE_BACKEND, id=spec.job_name, data=outcome)
 
     def status(self, ref: Any) -> Any:
@@ -156,7 +159,9 @@ class Stack:
             time.sleep(0.1)
 
     def executions(self) -> list[dict[str, Any]]:
-        return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)["executions"]
+        return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)[
+            "executions"
+        ]
 
     def messages(self, wait_s: float = 5) -> list[dict[str, Any]]:
         """SNS envelopes delivered to the subscribed queue (Message parsed)."""
@@ -192,11 +197,15 @@ def write_catalog(s3: Any, bucket: str) -> str:
     from mixtune.records import ConversationRecord
 
     lines = [
-        ConversationRecord.from_turns([("user", f"What is {i} plus {i}?"), ("assistant", str(2 * i))]).to_json_line()
+        ConversationRecord.from_turns(
+            [("user", f"What is {i} plus {i}?"), ("assistant", str(2 * i))]
+        ).to_json_line()
         for i in range(40)
     ]
     s3.put_object(Bucket=bucket, Key="catalog/general.jsonl", Body=("\n".join(lines) + "\n").encode())
-    catalog = {"sources": [{"name": "arith", "category": "math", "uri": "general.jsonl", "format": "prepared"}]}
+    catalog = {
+        "sources": [{"name": "arith", "category": "math", "uri": "general.jsonl", "format": "prepared"}]
+    }
     s3.put_object(Bucket=bucket, Key="catalog/catalog.json", Body=json.dumps(catalog).encode())
     return f"s3://{bucket}/catalog/catalog.json"
 

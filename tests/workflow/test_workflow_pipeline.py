@@ -111,3 +111,13 @@ def test_cached_baseline_skips_the_baseline_evaluation(stack: Any) -> None:
     assert "UseCachedBaseline" in states and "EvaluateBaselineLaunch" not in states
     assert second_run.metrics["baseline_cached"] is True
     assert second_run.metrics["baseline"] == first_run.metrics["baseline"]
+
+
+def test_a_job_that_never_ends_fails_the_run_after_max_polls(stack: Any) -> None:
+    stack.plan.never_ending_steps.add("smoke")
+    execution, run = run_to_end(stack)
+    assert execution["status"] == "FAILED"
+    assert run.status == "FAILED"
+    assert run.failure.error == "PollLimitExceeded"
+    assert "after 5 polls" in run.failure.cause
+    assert "train" not in stack.plan.submitted

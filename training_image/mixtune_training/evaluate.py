@@ -76,13 +76,12 @@ def score_mmlu(model: Any, tokenizer: Any, config: EvalConfig) -> Any:
 
 
 def evaluate(config: EvalConfig) -> EvalResult:
-    from mixtune_training.models import load_model
+    from mixtune_training.models import load_for_inference
     from mixtune_training.scoring import assistant_loss
 
     quiet_progress()
     started = time.monotonic()
-    model, tokenizer = load_model(config.base_model, adapter=config.adapter)
-    model.eval()
+    model, tokenizer = load_for_inference(config.base_model, adapter=config.adapter)
     domain = score_domain(model, tokenizer, config) if config.domain_data else None
     mmlu = score_mmlu(model, tokenizer, config) if config.mmlu else None
     general = None

@@ -66,15 +66,14 @@ def output_uri(output: str) -> str:
 
 
 def generate(args: argparse.Namespace) -> list[ConversationRecord]:
-    from mixtune_training.models import load_model
+    from mixtune_training.models import load_for_inference
     from mixtune_training.scoring import generate_answers
 
     quiet_progress()
     prompts = load_prompts(args.prompts)[: args.limit]
     if not prompts:
         raise TrainingError("no prompts to answer")
-    model, tokenizer = load_model(args.base_model)
-    model.eval()
+    model, tokenizer = load_for_inference(args.base_model)
     questions = [
         ConversationRecord.from_turns([("user", text), ("assistant", "")], system=args.system)
         for _, text in prompts

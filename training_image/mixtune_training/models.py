@@ -110,8 +110,20 @@ def load_tokenizer(name: str) -> Any:
     return tokenizer
 
 
+def load_for_inference(name: str, adapter: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode on the GPU where there is one."""
+    import torch
+
+    model, tokenizer = load_model(name, adapter=adapter)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    model.eval()
+    return model, tokenizer
+
+
 def load_model(name: str, dtype_preference: str = "auto", adapter: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer); with ``adapter``, the LoRA adapter applied (not merged)."""
+    """(model, tokenizer) on the CPU (the Trainer places it); with ``adapter`` the LoRA adapter
+    applied, not merged."""
     from transformers import AutoModelForCausalLM
 
     location = resolve_base_model(name)

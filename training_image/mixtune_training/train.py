@@ -205,7 +205,7 @@ def _metrics(
     history = trainer.state.log_history
     curve = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
-    final_loss = curve[-1]["loss"] if curve else float("nan")
+    final_loss = curve[-1]["loss"] if curve else result.training_loss
     if not math.isfinite(final_loss):
         raise TrainingError(f"training diverged: loss {final_loss}")
     return {

@@ -12,7 +12,9 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the whole pipeline locally on generated sample data (SmolLM2-135M; --quick: a tiny model)",
     )
-    parser.add_argument("--quick", action="store_true", help="a tiny random model: the machinery in under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny random model: the machinery in under a minute"
+    )
     parser.add_argument("--out", default=".mixtune/demo", help="where the data, logs and report go")
     parser.add_argument("--train-steps", type=int, default=None, help="override the plan's LoRA steps")
     parser.set_defaults(func=run)
@@ -27,5 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.train_steps:
         plan = plan.model_copy(update={"train_steps": args.train_steps})
     console = Console()
-    console.rule(f"mixtune demo: {plan.base_model}, {plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix")
+    console.rule(
+        f"mixtune demo: {plan.base_model}, {plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix"
+    )
     return Demo(plan, Path(args.out) / plan.name, console).run()

@@ -17,7 +17,9 @@ def register(subparsers: Any) -> None:
 
     up = actions.add_parser("up", help="start the local cloud and deploy the service into it")
     up.add_argument("--port", type=int, default=4566, help="AWS endpoint port (0: a free one; default 4566)")
-    up.add_argument("--api-port", type=int, default=4567, help="API Gateway port (0: a free one; default 4567)")
+    up.add_argument(
+        "--api-port", type=int, default=4567, help="API Gateway port (0: a free one; default 4567)"
+    )
     up.add_argument("--state-dir", default=None, help="state folder (default .mixtune/local)")
     up.add_argument(
         "--lambda-mode",

@@ -14,20 +14,21 @@ from mixtune.cli import UsageError
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("runs", help="list and show runs through the service's API")
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--endpoint",
         default=None,
         help="API base URL (default: $MIXTUNE_API_ENDPOINT, else the running local cloud's)",
     )
-    parser.add_argument("--state-dir", default=None, help="local cloud state folder (default .mixtune/local)")
+    common.add_argument("--state-dir", default=None, help="local cloud state folder (default .mixtune/local)")
+    parser = subparsers.add_parser("runs", help="list and show runs through the service's API")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    listing = actions.add_parser("list", help="recent runs, newest first")
+    listing = actions.add_parser("list", parents=[common], help="recent runs, newest first")
     listing.add_argument("--dataset", default=None)
     listing.add_argument("--status", default=None)
     listing.add_argument("--json", action="store_true", help="print the API's JSON")
     listing.set_defaults(func=run_list)
-    show = actions.add_parser("show", help="one run: status, stage, metrics, gate, lineage")
+    show = actions.add_parser("show", parents=[common], help="one run: status, stage, metrics, gate, lineage")
     show.add_argument("run_id")
     show.set_defaults(func=run_show)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -75,13 +76,28 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
+def list_runs(endpoint: str, dataset: str | None, status: str | None) -> list[dict[str, Any]]:
+    """Runs newest first. The API lists by dataset or by status; with neither, every status."""
+    from mixtune.runs import RunStatus
+
+    queries = (
+        [{"dataset": dataset, "status": status}]
+        if dataset or status
+        else [{"status": s.value} for s in RunStatus]
+    )
+    runs: list[dict[str, Any]] = []
+    for query in queries:
+        code, body = api_get(endpoint, "/runs", query)
+        if code != 200:
+            raise UsageError(f"GET /runs answered {code}: {(body or {}).get('message', body)}")
+        runs.extend(_runs_of(body))
+    return sorted(runs, key=lambda run: str(run.get("created_at", "")), reverse=True)
+
+
 def run_list(args: argparse.Namespace) -> int:
-    status, body = api_get(api_endpoint(args), "/runs", {"dataset": args.dataset, "status": args.status})
-    if status != 200:
-        raise UsageError(f"GET /runs answered {status}: {(body or {}).get('message', body)}")
-    runs = _runs_of(body)
+    runs = list_runs(api_endpoint(args), args.dataset, args.status)
     if args.json:
-        print(json.dumps(body, indent=2))
+        print(json.dumps({"runs": runs}, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -90,7 +106,13 @@ def run_list(args: argparse.Namespace) -> int:
     for column in ("run id", "dataset", "status", "stage", "created"):
         table.add_column(column)
     for run in runs:
-        table.add_row(run.get("run_id", ""), run.get("dataset", ""), run.get("status", ""), _fmt(run.get("stage")), _fmt(run.get("created_at")))
+        table.add_row(
+            run.get("run_id", ""),
+            run.get("dataset", ""),
+            run.get("status", ""),
+            _fmt(run.get("stage")),
+            _fmt(run.get("created_at")),
+        )
     Console().print(table)
     return 0
 

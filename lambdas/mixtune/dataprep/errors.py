@@ -16,6 +16,9 @@ class DatasetError(Exception):
         where = f"{uri} line {line}" if line is not None else uri
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self) -> tuple:  # picklable across process boundaries despite the custom init
+        return (type(self), (self.uri, self.reason, self.line))
+
 
 @dataclass(slots=True)
 class RecordError:

@@ -46,31 +46,37 @@ class Splitter:
 
 
 class DigestSet:
-    """A set of 64-bit digests in an open-addressing table: 8 bytes a slot, not ~70 as in a set.
+    """A set of 64-bit digests: 8 bytes a slot (a Python set of ints costs ~70 bytes an entry).
 
-    Linear probing at a load factor of at most 0.7; zero marks an empty slot (a zero digest
-    is stored as one, which merges it with digest one: a 2**-64 event).
+    256 open-addressing tables with linear probing, picked by the digest's top byte, each
+    at a load factor of at most 0.7. Sharding keeps the peak of a resize to one shard's
+    copy instead of a second whole table. Zero marks an empty slot (a zero digest is stored
+    as one, merging the two: a 2**-64 event).
     """
 
+    _SHARDS = 256
+
     def __init__(self, capacity: int = 1 << 18) -> None:
-        size = 1 << max(4, (capacity - 1).bit_length())
-        self._table = array("Q", [0]) * size
-        self._mask = size - 1
-        self._limit = int(size * 0.7)
+        per_shard = 1 << max(4, (capacity // self._SHARDS - 1).bit_length())
+        self._tables = [array("Q", [0]) * per_shard for _ in range(self._SHARDS)]
+        self._masks = [per_shard - 1] * self._SHARDS
+        self._room = [int(per_shard * 0.7)] * self._SHARDS  # inserts left before a resize
         self.size = 0
 
     def add(self, digest: int) -> bool:
         """Store ``digest``; True when it was new, False when it was already there."""
         digest = digest or 1
-        table, mask = self._table, self._mask
+        shard = digest >> 56
+        table, mask = self._tables[shard], self._masks[shard]
         index = digest & mask
         while True:
             found = table[index]
             if found == 0:
                 table[index] = digest
                 self.size += 1
-                if self.size > self._limit:
-                    self._grow()
+                self._room[shard] -= 1
+                if self._room[shard] <= 0:
+                    self._grow(shard)
                 return True
             if found == digest:
                 return False
@@ -78,7 +84,8 @@ class DigestSet:
 
     def __contains__(self, digest: int) -> bool:
         digest = digest or 1
-        table, mask = self._table, self._mask
+        shard = digest >> 56
+        table, mask = self._tables[shard], self._masks[shard]
         index = digest & mask
         while (found := table[index]) != 0:
             if found == digest:
@@ -89,15 +96,18 @@ class DigestSet:
     def __len__(self) -> int:
         return self.size
 
-    def _grow(self) -> None:
-        old = self._table
+    def _grow(self, shard: int) -> None:
+        old = self._tables[shard]
         size = len(old) * 2
-        self._table = table = array("Q", [0]) * size
-        self._mask = mask = size - 1
-        self._limit = int(size * 0.7)
+        table = array("Q", [0]) * size
+        mask = size - 1
+        used = 0
         for digest in old:
             if digest:
+                used += 1
                 index = digest & mask
                 while table[index]:
                     index = (index + 1) & mask
                 table[index] = digest
+        self._tables[shard], self._masks[shard] = table, mask
+        self._room[shard] = int(size * 0.7) - used

@@ -64,7 +64,11 @@ def rehearsal_data(
     Cached by base model, prompt-bank hash and generation settings, so only the first demo
     pays for the generation.
     """
-    folder = cache_root() / "rehearsal" / f"{base_model.replace('/', '_')}-{rehearsal_key(base_model, limit, max_new_tokens)}"
+    folder = (
+        cache_root()
+        / "rehearsal"
+        / f"{base_model.replace('/', '_')}-{rehearsal_key(base_model, limit, max_new_tokens)}"
+    )
     target = folder / "rehearsal.jsonl"
     if target.is_file() and target.stat().st_size > 0:
         return target, True
@@ -78,7 +82,9 @@ def rehearsal_data(
         "--max-new-tokens", str(max_new_tokens), "--batch-size", str(batch_size),
     ]  # fmt: skip
     with open(log_path, "ab") as log:
-        proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
+        )
     produced = partial / "rehearsal.jsonl"
     if proc.returncode != 0 or not produced.is_file():
         raise UsageError(f"generating rehearsal data failed (exit {proc.returncode}); see {log_path}")

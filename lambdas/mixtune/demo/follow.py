@@ -15,6 +15,7 @@ from mixtune.demo.report import StateTiming
 
 # Launch/Wait/Poll/Done states of one long step show as one phase.
 _PHASE_SUFFIX = re.compile(r"(Launch|Wait|Poll|Done|Check)$")
+_INSTANT_STATES = ("Choice", "Pass", "Succeed", "Fail")
 TERMINAL = {"REJECTED", "SUCCEEDED", "REJECTED_BY_GATE", "FAILED"}
 
 
@@ -52,7 +53,11 @@ class Snapshot(BaseModel):
 
     def timings(self, now: datetime) -> list[StateTiming]:
         return [
-            StateTiming(name=p.name, seconds=p.seconds(now), status="failed" if p.failed else ("done" if p.ended else "running"))
+            StateTiming(
+                name=p.name,
+                seconds=p.seconds(now),
+                status="failed" if p.failed else ("done" if p.ended else "running"),
+            )
             for p in self.phases
         ]
 
@@ -63,6 +68,8 @@ def phases_from_history(events: list[dict[str, Any]]) -> list[Phase]:
     open_states: dict[str, str] = {}  # state -> phase, while entered and not exited
     for event in events:
         kind, stamp = event["type"], event["timestamp"]
+        if kind.startswith(_INSTANT_STATES):
+            continue  # Choice/Pass/Succeed/Fail take no time: not worth a row
         if kind.endswith("StateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
             phase = phase_of(name)

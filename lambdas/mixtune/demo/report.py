@@ -45,7 +45,7 @@ class DemoSummary(BaseModel):
     failure: str | None = None
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def fmt_number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
@@ -119,7 +119,7 @@ def markdown(summary: DemoSummary, loss_png: str | None, scores_png: str | None)
         lines.append(f"- failure: {summary.failure}")
     lines += ["", "## Scores", "", "| metric | base | tuned | delta |", "| --- | ---: | ---: | --- |"]
     for row in summary.scores:
-        lines.append(f"| {row.name} | {_num(row.base)} | {_num(row.tuned)} | {_delta(row)} |")
+        lines.append(f"| {row.name} | {fmt_number(row.base)} | {fmt_number(row.tuned)} | {_delta(row)} |")
     if scores_png:
         lines += ["", f"![base vs tuned]({scores_png})"]
     if loss_png:

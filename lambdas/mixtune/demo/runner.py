@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from mixtune.demo.data import catalog_text, rehearsal_data, write_domain_dataset
 from mixtune.demo.follow import RunFollower, Snapshot
-from mixtune.demo.report import DemoSummary, ScoreRow, gate_line, write_report
+from mixtune.demo.report import DemoSummary, ScoreRow, fmt_number, gate_line, write_report
 
 DATASET_KEY = "incoming/support-intents.jsonl"
 GENERAL_PREFIX = "general"
@@ -49,13 +49,19 @@ class DemoPlan(BaseModel):
     max_general_drop: float  # MMLU points the gate allows (a small subset is noisy)
     timeout_s: int
 
-    def run_config(self, rehearsal_category: str = "self_rehearsal", general_uri: str | None = None) -> dict[str, Any]:
+    def run_config(
+        self, rehearsal_category: str = "self_rehearsal", general_uri: str | None = None
+    ) -> dict[str, Any]:
         """The run's config (``mixtune.runs.RunConfig`` fields), sent with ``POST /runs``."""
         return {
             "base_model": self.base_model,
             "backend": "local",
             "prepare": {"eval_share": 0.15, "seed": 0},
-            "mix": {"domain_percent": self.domain_percent, "categories": {rehearsal_category: 100}, "seed": 0},
+            "mix": {
+                "domain_percent": self.domain_percent,
+                "categories": {rehearsal_category: 100},
+                "seed": 0,
+            },
             "train": {
                 "max_steps": self.train_steps,
                 "per_device_batch_size": self.batch_size,
@@ -102,16 +108,19 @@ FULL = DemoPlan(
 QUICK = DemoPlan(
     name="quick",
     base_model="tiny",
-    records=160,
-    train_steps=12,
-    max_length=128,
+    records=96,
+    train_steps=6,
+    batch_size=4,
+    max_length=96,
     learning_rate=2e-3,
-    eval_limit=16,
-    mmlu_subjects=MMLU_SUBJECTS[:2],
+    smoke_steps=1,
+    eval_limit=8,
+    eval_max_new_tokens=4,
+    mmlu_subjects=MMLU_SUBJECTS[:1],
     mmlu_per_subject=4,
-    rehearsal_prompts=24,
-    rehearsal_max_new_tokens=12,
-    general_holdout=6,
+    rehearsal_prompts=16,
+    rehearsal_max_new_tokens=8,
+    general_holdout=4,
     max_general_drop=100.0,  # a random tiny model: the gate's MMLU check means nothing here
     timeout_s=300,
 )
@@ -143,11 +152,21 @@ class Demo:
 
         plan = self.plan
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        dataset = write_domain_dataset(self.out_dir / "data" / "support-intents.jsonl", plan.records, 0, plan.collision_share)
-        self.log(f"generated {plan.records} support-intent records ({plan.collision_share:.0%} with template collisions) -> {dataset}")
-        with self.console.status(f"self-rehearsal data from {plan.base_model} (first run only, then cached)..."):
+        dataset = write_domain_dataset(
+            self.out_dir / "data" / "support-intents.jsonl", plan.records, 0, plan.collision_share
+        )
+        self.log(
+            f"generated {plan.records} support-intent records ({plan.collision_share:.0%} with template collisions) -> {dataset}"
+        )
+        with self.console.status(
+            f"self-rehearsal data from {plan.base_model} (first run only, then cached)..."
+        ):
             rehearsal, cached = rehearsal_data(
-                plan.base_model, plan.rehearsal_prompts, plan.rehearsal_max_new_tokens, 8, self.out_dir / "rehearsal.log"
+                plan.base_model,
+                plan.rehearsal_prompts,
+                plan.rehearsal_max_new_tokens,
+                8,
+                self.out_dir / "rehearsal.log",
             )
         self.log(f"self-rehearsal data {'(cached)' if cached else 'generated'}: {rehearsal}")
 
@@ -175,7 +194,11 @@ class Demo:
         train_part, held_out = split_rehearsal(rehearsal, plan.general_holdout)
         s3.put_object(Bucket=res.work_bucket, Key=f"{GENERAL_PREFIX}/self-rehearsal.jsonl", Body=train_part)
         s3.put_object(Bucket=res.work_bucket, Key=f"{GENERAL_PREFIX}/heldout.jsonl", Body=held_out)
-        s3.put_object(Bucket=res.work_bucket, Key=f"{GENERAL_PREFIX}/catalog.json", Body=catalog_text("self-rehearsal.jsonl").encode())
+        s3.put_object(
+            Bucket=res.work_bucket,
+            Key=f"{GENERAL_PREFIX}/catalog.json",
+            Body=catalog_text("self-rehearsal.jsonl").encode(),
+        )
         queue_url = self._subscribe(cloud)
         # The demo's own config travels with the run: a staging prefix, then POST /runs.
         key = DATASET_KEY.replace("incoming/", "uploads/")
@@ -237,28 +260,44 @@ class Demo:
         table.add_column("time", justify="right")
         table.add_column("status")
         for timing in snap.timings(now):
-            mark = {"done": "[green]done[/green]", "failed": "[red]failed[/red]"}.get(timing.status, "[yellow]running...[/yellow]")
+            mark = {"done": "[green]done[/green]", "failed": "[red]failed[/red]"}.get(
+                timing.status, "[yellow]running...[/yellow]"
+            )
             table.add_row(timing.name, f"{timing.seconds:5.1f}s", mark)
         run = snap.run or {}
-        lines = [Text.from_markup(f"run [bold]{run.get('run_id', '...')}[/bold]: {snap.status}  stage {run.get('stage') or '-'}")]
+        lines = [
+            Text.from_markup(
+                f"run [bold]{run.get('run_id', '...')}[/bold]: {snap.status}  stage {run.get('stage') or '-'}"
+            )
+        ]
         if run.get("summary") and snap.status in ("PREPARED", "REJECTED"):
             lines.append(Text(f"data: {run['summary']}"))
         lines.append(table)
         if snap.loss:
             step, loss = snap.loss[-1]
-            lines.append(Text(f"training: step {step}/{self.plan.train_steps}  loss {loss:.3f}  (first {snap.loss[0][1]:.3f})"))
+            lines.append(
+                Text(
+                    f"training: step {step}/{self.plan.train_steps}  loss {loss:.3f}  (first {snap.loss[0][1]:.3f})"
+                )
+            )
         elif snap.smoke_loss:
-            lines.append(Text(f"smoke training: step {snap.smoke_loss[-1][0]}  loss {snap.smoke_loss[-1][1]:.3f}"))
+            lines.append(
+                Text(f"smoke training: step {snap.smoke_loss[-1][0]}  loss {snap.smoke_loss[-1][1]:.3f}")
+            )
         return Group(*lines)
 
     def _sns_message(self, sqs: Any, url: str) -> dict[str, Any] | None:
         for _ in range(10):
-            for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+            for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
                 body = json.loads(message["Body"])
                 return {"subject": body.get("Subject"), "message": body.get("Message")}
         return None
 
-    def _summary(self, follower: RunFollower, snap: Snapshot, message: dict[str, Any] | None, cloud: Any) -> DemoSummary:
+    def _summary(
+        self, follower: RunFollower, snap: Snapshot, message: dict[str, Any] | None, cloud: Any
+    ) -> DemoSummary:
         from mixtune.evaluation import EvalResult
 
         run = snap.run or {}
@@ -293,18 +332,25 @@ class Demo:
             loss=snap.loss,
             prepare_counts={k: int(v) for k, v in counts.items() if isinstance(v, int)},
             where=where,
-            failure=f"{failure.get('error')}: {failure.get('cause')}"[:500] if isinstance(failure, dict) else None,
+            failure=f"{failure.get('error')}: {failure.get('cause')}"[:500]
+            if isinstance(failure, dict)
+            else None,
         )
 
     def _print_table(self, summary: DemoSummary) -> None:
         from rich.table import Table
 
         table = Table(title=f"{summary.title}: run {summary.run_id} {summary.status}")
-        for column, justify in (("metric", "left"), ("base", "right"), ("tuned", "right"), ("delta", "right")):
+        for column, justify in (
+            ("metric", "left"),
+            ("base", "right"),
+            ("tuned", "right"),
+            ("delta", "right"),
+        ):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in summary.scores:
-            fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
-            table.add_row(row.name, fmt(row.base), fmt(row.tuned), "n/a" if row.delta is None else f"{row.delta:+.3f}")
+            delta = "n/a" if row.delta is None else f"{row.delta:+.3f}"
+            table.add_row(row.name, fmt_number(row.base), fmt_number(row.tuned), delta)
         self.console.print(table)
         self.console.print(f"gate: {gate_line(summary.gate)}")
         if summary.failure:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,12 +31,12 @@ def check_raw_uri(uri: str) -> str:
 
     raw = get_settings().raw_bucket
     if not uri.startswith("s3://"):
-        raise ValueError(f"dataset_uri must be an s3:// URI (s3://{raw}/incoming/<file>), got {uri[:200]!r}")
+        raise ValueError(f"must be an s3:// URI (s3://{raw}/incoming/<file>), got {uri[:200]!r}")
     bucket, _, key = uri[5:].partition("/")
     if bucket != raw:
-        raise ValueError(f"dataset_uri must be inside the raw bucket s3://{raw}/, not s3://{bucket}/")
+        raise ValueError(f"must be inside the raw bucket s3://{raw}/, not s3://{bucket}/")
     if not key or key.endswith("/"):
-        raise ValueError("dataset_uri must name an object (a file), not a bucket or a folder")
+        raise ValueError("must name an object (a file), not a bucket or a folder")
     return uri
 
 
@@ -117,11 +117,6 @@ def _invalid_request(exc: RequestValidationError) -> Response:
     return _bad_request("bad request: " + "; ".join(errors[:5]), errors)
 
 
-@app.exception_handler(ValueError)
-def _bad_value(exc: ValueError) -> Response:
-    return _bad_request(str(exc))
-
-
 @app.post("/runs", status_code=202, summary="Start a run", responses={400: {"description": "bad request"}})
 def create_run(request: RunRequest) -> Response[RunAccepted]:
     from mixtune import storage
@@ -131,7 +126,7 @@ def create_run(request: RunRequest) -> Response[RunAccepted]:
 
     settings = get_settings()
     if not storage.exists(request.dataset_uri):
-        return _bad_request(f"no object at {request.dataset_uri}")
+        raise BadRequestError(f"no object at {request.dataset_uri}")
     dataset = dataset_name(request.dataset or request.dataset_uri)
     run = Run(
         run_id=new_run_id(dataset),
@@ -172,7 +167,7 @@ def list_runs(
         return RunList(runs=repo.list_by_dataset(dataset, status, limit))
     if status:
         return RunList(runs=repo.list_by_status(status, limit))
-    raise ValueError("give ?dataset= or ?status= (or both)")
+    raise BadRequestError("give ?dataset= or ?status= (or both)")
 
 
 @app.post("/validate", summary="Dry-run data preparation; returns the report")
@@ -195,7 +190,7 @@ def validate(request: ValidateRequest) -> dict[str, Any]:
         try:
             report = prepare_dataset(source, str(Path(tmp) / "out"), options)
         except DatasetError as exc:
-            raise ValueError(str(exc)) from exc
+            raise BadRequestError(str(exc)) from exc
     return report.model_dump(mode="json")
 
 

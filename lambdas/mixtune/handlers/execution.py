@@ -13,6 +13,7 @@ from mixtune.runs.model import Run
 def execution_input(run: Run, **extra: Any) -> dict[str, Any]:
     """The state machine's input: the run id, where its data is, and its resolved config."""
     return {
+        "mode": "train",  # "reevaluate": skip mixing and training (the schedule's re-evaluation)
         "run_id": run.run_id,
         "dataset": run.dataset,
         "prepared_uri": run.lineage.prepared_uri,

@@ -56,7 +56,10 @@ def mix_run(step: MixInput) -> MixOutput:
         lineage={
             "mixed_uri": output.mixed_uri,
             "manifest_uri": output.manifest_uri,
-            "output_sha256": {**run.lineage.output_sha256, "mixed.jsonl": storage.sha256_of(output.mixed_uri)},
+            "output_sha256": {
+                **run.lineage.output_sha256,
+                "mixed.jsonl": storage.sha256_of(output.mixed_uri),
+            },
         },
     )
     logger.info("mixed", extra={"run_id": step.run_id, "manifest_uri": output.manifest_uri})

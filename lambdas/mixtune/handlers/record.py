@@ -103,7 +103,7 @@ def record(step: RecordInput) -> RecordOutput:
                 run_id=step.run_id,
                 adapter_uri=adapter_uri,
                 train_uri=step.train.output_uri,
-                dataset=run.dataset,
+                source_dataset=run.dataset,
             )
         )
     logger.info("recorded", extra={"run_id": step.run_id, "status": status.value, **run_metrics["deltas"]})

@@ -84,7 +84,7 @@ def reevaluate(event: ScheduledEvent) -> list[dict[str, Any]]:
     source = repo.get(promoted.run_id)
     run = Run(
         run_id=run_id_for_object("reevaluate", promoted.run_id, event.id),
-        dataset=source.dataset,
+        dataset=promoted.source_dataset,
         trigger="schedule",
         stage="reevaluate",
         config=source.config,

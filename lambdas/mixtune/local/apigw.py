@@ -98,7 +98,12 @@ class ApiProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 event = proxy_event(
-                    self.command, self.path, dict(self.headers.items()), body, self.client_address[0], proxy.account
+                    self.command,
+                    self.path,
+                    dict(self.headers.items()),
+                    body,
+                    self.client_address[0],
+                    proxy.account,
                 )
                 status, headers, data = proxy.invoke(event)
                 self.send_response(status)

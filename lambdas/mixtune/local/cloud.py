@@ -140,7 +140,7 @@ class LocalCloud:
         try:
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.requested_port, verbose=False)
             self._server.start()
-            host, port = self._server.get_host_and_port()
+            _host, port = self._server.get_host_and_port()
             endpoint = f"http://127.0.0.1:{port}"
             # The Step Functions interpreter calls Lambda at http://localhost:$MOTO_PORT.
             os.environ["MOTO_PORT"] = str(port)
@@ -153,7 +153,10 @@ class LocalCloud:
             work_settings = self._local_settings()
             resources = deployer.deploy(work_settings, {}, self.schedule)
             api = ApiProxy(
-                deployer.client("lambda"), resources.functions["api"], deploy.ACCOUNT_ID, self.requested_api_port
+                deployer.client("lambda"),
+                resources.functions["api"],
+                deploy.ACCOUNT_ID,
+                self.requested_api_port,
             )
             api.start()
             self._stack.callback(api.stop)

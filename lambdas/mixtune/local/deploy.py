@@ -85,7 +85,9 @@ class Deployer:
         ddb.create_table(**idempotency_table_definition(settings.idempotency_table))
         topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
         state_machine_arn = self.arn("states", f"stateMachine:{STATE_MACHINE_NAME}")
-        settings = settings.model_copy(update={"topic_arn": topic_arn, "state_machine_arn": state_machine_arn})
+        settings = settings.model_copy(
+            update={"topic_arn": topic_arn, "state_machine_arn": state_machine_arn}
+        )
         env = {**settings_environment(settings), **extra_env}
 
         functions = self._create_functions(env)

@@ -13,7 +13,9 @@ from mixtune.local.cloud import stop_processes
 from mixtune.local.state import LocalState, read_state
 
 
-def wait_for_state(state_dir: Path | str, pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> LocalState:
+def wait_for_state(
+    state_dir: Path | str, pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: float
+) -> LocalState:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         state = read_state(state_dir)

@@ -10,7 +10,9 @@ memory bounded by the bucket size, whatever the data size.
 from __future__ import annotations
 
 import hashlib
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -26,6 +28,9 @@ from mixtune.dataprep.tokens import estimate_record_tokens
 
 BLOCK_BYTES = 16 << 20
 BUCKET_BYTES = 32 << 20
+# Chosen lines up to this many bytes stay in memory between passes two and three (most
+# mixes fit whole); beyond it the remaining buckets spill to temporary files.
+MEMORY_BYTES = 160 << 20
 MAX_BUCKETS = 1024
 
 
@@ -44,23 +49,59 @@ class Digest:
         return self._sha.hexdigest()
 
 
+class Background:
+    """Runs calls in order on one worker thread, at most ``depth`` waiting.
+
+    Hashing and file writes release the GIL, so handing them to a worker overlaps them with
+    the main thread's splitting and joining; the bounded queue bounds the memory held.
+    A failure in the worker is raised in the caller at the next ``submit`` or at ``close``.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="mixtune-mix-io", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                function, args = item
+                try:
+                    function(*args)
+                except BaseException as exc:
+                    self._error = exc
+
+    def submit(self, function: Callable[..., object], *args: object) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((function, args))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def iter_line_blocks(uri: str, hasher: Digest | None = None) -> Iterator[bytes]:
     """Blocks of whole lines, each block ending in a newline (one is added to a last line
-    without one). ``hasher`` sees the file's exact bytes."""
-    carry = b""
-    with storage.open_read(uri) as stream:
+    without one). ``hasher`` sees the file's exact bytes (on a worker thread)."""
+    with storage.open_read(uri) as stream, Background() as worker:
         while chunk := stream.read(BLOCK_BYTES):
+            # Complete the block's last line: one copy, unlike carrying a tail between reads.
+            tail = b"" if chunk.endswith(b"\n") else stream.readline()
             if hasher is not None:
-                hasher.update(chunk)
-            data = carry + chunk if carry else chunk
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
-                continue
-            carry = data[cut:]
-            yield data if cut == len(data) else data[:cut]
-    if carry:
-        yield carry + b"\n"
+                worker.submit(hasher.update, chunk)
+                worker.submit(hasher.update, tail)
+            block = chunk + tail if tail else chunk
+            yield block if block.endswith(b"\n") else block + b"\n"
 
 
 def record_texts(obj: object) -> list[str]:
@@ -114,10 +155,9 @@ def scan_source(
     hasher = Digest()
     lines = 0
     if not measure_tokens and is_contaminated is None:
+        # Blank lines are caught when chosen lines are routed (a scan here costs a third of a
+        # pass); prepared files never hold them.
         for block in iter_line_blocks(uri, hasher):
-            if block.startswith(b"\n") or b"\n\n" in block:
-                blank = lines + block.split(b"\n").index(b"") + 1
-                raise DatasetError(uri, "blank line; a prepared file holds one record per line", blank)
             lines += block.count(b"\n")
         return Scan(lines=lines, bytes=hasher.size, sha256=hasher.hexdigest())
     token_parts: list[np.ndarray] = []
@@ -173,97 +213,154 @@ def _user_texts(obj: dict) -> list[str]:
 
 @dataclass
 class Occurrences:
-    """The chosen lines of one source (sorted, repeats allowed) and their output positions."""
+    """The chosen lines of one source: sorted line indices (repeats allowed), or ``None``
+    for every line exactly once (the domain's usual case, which needs no index array)."""
 
     uri: str
-    lines: np.ndarray
-    positions: np.ndarray
+    lines: np.ndarray | None
+    rng: np.random.Generator  # routes each chosen line to a random bucket
+    line_count: int
 
 
 @dataclass
 class _Bucket:
-    path: Path
-    handle: IO[bytes]
-    positions: list[np.ndarray] = field(default_factory=list)
+    """Lines routed to one bucket: held in memory, or appended to a temporary file."""
+
+    path: Path | None = None
+    handle: IO[bytes] | None = None
+    held: list[tuple[bytes, ...]] = field(default_factory=list)
+    lines: int = 0
+
+    def lines_in_order(self) -> list[bytes]:
+        if self.path is None:
+            held, self.held = self.held, []
+            return [line for part in held for line in part]
+        data = self.path.read_bytes()
+        self.path.unlink()
+        lines = data.split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        return lines
 
 
 def shuffle_write(
     sources: list[Occurrences],
-    total: int,
     expected_bytes: int,
     writer: IO[bytes],
+    shuffle_rng: Callable[[int], np.random.Generator],
     workdir: str | None = None,
-) -> tuple[str, int]:
-    """Write every chosen line at its output position; return (sha256, bytes) of the output.
+) -> tuple[str, int, int]:
+    """Write every chosen line once per choice, in a seeded random order.
 
-    Pass two reads each source in order and appends each chosen line to the bucket that owns
-    its output position; pass three loads one bucket at a time, puts its lines in position
-    order and writes them out.
+    Pass two reads each source in order and appends each chosen line to a uniformly random
+    bucket; pass three loads one bucket at a time, permutes its lines and writes them out.
+    Independent uniform buckets followed by a uniform permutation within each bucket give a
+    uniform permutation of the whole. Returns (sha256, bytes, lines) of the output.
     """
     bucket_count = max(1, min(MAX_BUCKETS, -(-expected_bytes // BUCKET_BYTES)))
-    span = max(1, -(-total // bucket_count))  # output positions per bucket
-    bucket_count = max(1, -(-total // span))
+    in_memory = (
+        bucket_count if expected_bytes <= MEMORY_BYTES else MEMORY_BYTES * bucket_count // expected_bytes
+    )
     with tempfile.TemporaryDirectory(prefix="mixtune-mix-", dir=workdir) as tmp:
-        buckets = [_open_bucket(Path(tmp), i) for i in range(bucket_count)]
+        buckets = [_Bucket() for _ in range(in_memory)]
+        buckets.extend(_file_bucket(Path(tmp), i) for i in range(in_memory, bucket_count))
         try:
-            for source in sources:
-                _route(source, buckets, span)
+            with Background() as worker:
+                for source in sources:
+                    _route(source, buckets, worker)
         finally:
             for bucket in buckets:
-                bucket.handle.close()
+                if bucket.handle is not None:
+                    bucket.handle.close()
         digest = Digest()
-        for index, bucket in enumerate(buckets):
-            data = bucket.path.read_bytes()
-            bucket.path.unlink()
-            if not data:
-                continue
-            lines = data.split(b"\n")
-            lines.pop()  # the empty string after the last newline
-            positions = np.concatenate(bucket.positions) - index * span
-            order = np.empty(len(lines), dtype=np.int64)
-            order[positions] = np.arange(len(lines), dtype=np.int64)
-            out = b"\n".join(_gather(lines, order)) + b"\n"
-            del data, lines
-            digest.update(out)
-            writer.write(out)
-    return digest.hexdigest(), digest.size
+        written = 0
+        with Background() as worker:
+            for index, bucket in enumerate(buckets):
+                lines = bucket.lines_in_order()
+                if not lines:
+                    continue
+                out = b"\n".join(_gather(lines, shuffle_rng(index).permutation(len(lines)))) + b"\n"
+                written += len(lines)
+                del lines
+                worker.submit(digest.update, out)
+                worker.submit(writer.write, out)
+                del out
+    return digest.hexdigest(), digest.size, written
 
 
-def _open_bucket(folder: Path, index: int) -> _Bucket:
+def _file_bucket(folder: Path, index: int) -> _Bucket:
     path = folder / f"bucket-{index:05d}"
     return _Bucket(path=path, handle=open(path, "wb", buffering=1 << 20))
 
 
-def _route(source: Occurrences, buckets: list[_Bucket], span: int) -> None:
-    chosen, positions = source.lines, source.positions
-    if len(chosen) == 0:
+def _route(source: Occurrences, buckets: list[_Bucket], worker: Background) -> None:
+    chosen = source.lines
+    wanted = source.line_count if chosen is None else len(chosen)
+    if wanted == 0:
         return
     first = 0  # index of the block's first line in the file
-    done = 0  # occurrences routed so far
+    done = 0  # chosen lines routed so far
     for block in iter_line_blocks(source.uri):
         count = block.count(b"\n")
-        end = int(np.searchsorted(chosen, first + count, side="left"))
-        if end > done:
+        if chosen is None:
+            local = None
+            end = done + count
+        else:
+            end = int(np.searchsorted(chosen, first + count, side="left"))
             local = chosen[done:end] - first
-            targets = positions[done:end]
-            owners = targets // span
-            order = np.argsort(owners, kind="stable")
-            owners, local, targets = owners[order], local[order], targets[order]
-            lines = block.split(b"\n")
-            picked = _gather(lines, local)
-            cuts = np.flatnonzero(np.diff(owners)) + 1
-            starts = [0, *cuts.tolist()]
-            stops = [*cuts.tolist(), len(owners)]
-            for start, stop in zip(starts, stops, strict=True):
-                bucket = buckets[int(owners[start])]
-                bucket.handle.write(b"\n".join(picked[start:stop]) + b"\n")
-                bucket.positions.append(targets[start:stop])
+        if end > done:
+            _route_block(source.uri, first, block, local, end - done, source.rng, buckets, worker)
             done = end
         first += count
-        if done == len(chosen):
+        if done == wanted:
             break
-    if done != len(chosen):
-        raise DatasetError(source.uri, "the file changed while mixing (fewer lines than counted)")
+    if done != wanted or (chosen is None and first != source.line_count):
+        raise DatasetError(
+            source.uri, "the file changed while mixing (its line count differs from the first pass)"
+        )
+
+
+def _route_block(
+    uri: str,
+    first: int,
+    block: bytes,
+    local: np.ndarray | None,
+    picks: int,
+    rng: np.random.Generator,
+    buckets: list[_Bucket],
+    worker: Background,
+) -> None:
+    """Append a block's chosen lines (``local`` indices, or all) to random buckets."""
+    owners = rng.integers(0, len(buckets), size=picks)
+    only = buckets[0] if len(buckets) == 1 else None
+    if only is not None and only.handle is not None and local is None:
+        if block.startswith(b"\n") or b"\n\n" in block:
+            _blank_line(uri, first, block.split(b"\n"))
+        worker.submit(only.handle.write, block)
+        only.lines += picks
+        return
+    lines = block.split(b"\n")
+    lines.pop()
+    order = np.argsort(owners, kind="stable")
+    picked = _gather(lines, order if local is None else local[order])
+    if not all(picked):
+        _blank_line(uri, first, lines)
+    sizes = np.bincount(owners, minlength=len(buckets))
+    start = 0
+    for index in np.flatnonzero(sizes).tolist():
+        stop = start + int(sizes[index])
+        bucket = buckets[index]
+        if bucket.handle is None:
+            bucket.held.append(picked[start:stop])
+        else:
+            worker.submit(bucket.handle.write, b"\n".join(picked[start:stop]) + b"\n")
+        bucket.lines += stop - start
+        start = stop
+
+
+def _blank_line(uri: str, first: int, lines: list[bytes]) -> None:
+    raise DatasetError(
+        uri, "blank line; a prepared file holds one record per line", first + lines.index(b"") + 1
+    )
 
 
 def _gather(items: list[bytes], indices: np.ndarray) -> tuple[bytes, ...]:

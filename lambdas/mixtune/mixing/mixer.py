@@ -121,10 +121,13 @@ def mix_datasets(
         if dry_run:
             return manifest
         mixed_uri = storage.join(out_uri, MIXED_FILE)
-        occurrences, expected = _assign_positions(spec.seed, inputs)
-        total = sum(len(item.chosen) for item in inputs if item.chosen is not None)
+        occurrences, expected = _occurrences(spec.seed, inputs)
         with storage.open_write(mixed_uri) as writer:
-            sha, size = shuffle_write(occurrences, total, expected, writer, workdir=workdir)
+            sha, size, written = shuffle_write(
+                occurrences, expected, writer, lambda bucket: rng_for(spec.seed, f"shuffle:{bucket}"), workdir
+            )
+        if written != manifest.output.records:
+            raise MixError(f"wrote {written} records but planned {manifest.output.records}")
     manifest.output = manifest.output.model_copy(update={"sha256": sha, "bytes": size})
     storage.write_bytes(storage.join(out_uri, MANIFEST_FILE), manifest_bytes(manifest))
     log.info("mixed", extra={"summary": manifest.summary()})
@@ -277,22 +280,28 @@ def _plan_tokens(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> No
             item.chosen = choose_tokens(rng, item.scan.pool(), item.scan.tokens, item_target)
 
 
-def _assign_positions(seed: int, inputs: list[_Input]) -> tuple[list[Occurrences], int]:
-    """A seeded permutation of all chosen lines: each one's position in the output."""
-    chosen = [item.chosen if item.chosen is not None else np.empty(0, dtype=np.int64) for item in inputs]
-    total = sum(len(c) for c in chosen)
-    positions = rng_for(seed, "shuffle").permutation(total)
+def _occurrences(seed: int, inputs: list[_Input]) -> tuple[list[Occurrences], int]:
+    """What pass two reads: each input's chosen lines and its own routing generator."""
     occurrences = []
     expected_bytes = 0
-    start = 0
-    for item, lines in zip(inputs, chosen, strict=True):
+    for item in inputs:
+        chosen = item.chosen if item.chosen is not None else np.empty(0, dtype=np.int64)
+        every_line_once = len(chosen) == item.scan.lines and bool(np.all(chosen == np.arange(len(chosen))))
         occurrences.append(
-            Occurrences(uri=item.uri, lines=lines, positions=positions[start : start + len(lines)])
+            Occurrences(
+                uri=item.uri,
+                lines=None if every_line_once else chosen,
+                rng=rng_for(seed, f"route:{item.category}:{item.name}"),
+                line_count=item.scan.lines,
+            )
         )
-        start += len(lines)
         if item.scan.lines:
-            expected_bytes += len(lines) * item.scan.bytes // item.scan.lines
+            expected_bytes += len(chosen) * item.scan.bytes // item.scan.lines
     return occurrences, expected_bytes
+
+
+def _unique_count(sorted_lines: np.ndarray) -> int:
+    return int(np.count_nonzero(np.diff(sorted_lines))) + 1 if len(sorted_lines) else 0
 
 
 def _selected_tokens(item: _Input) -> int | None:
@@ -328,7 +337,7 @@ def _manifest(
                 rejected_records=item.rejected,
                 contaminated_records=item.scan.contaminated,
                 selected_records=len(chosen),
-                unique_records=len(np.unique(chosen)),
+                unique_records=_unique_count(chosen),
                 selected_tokens=_selected_tokens(item),
                 max_record_tokens=int(tokens.max()) if tokens is not None and len(tokens) else None,
                 target_share=round(item.target_share, 9),

@@ -152,7 +152,8 @@ class Promoted(BaseModel):
     run_id: str
     adapter_uri: str
     train_uri: str
-    dataset: str
+    # Not `dataset`: that name is the by_dataset index key, which must index runs only.
+    source_dataset: str
     created_at: str = Field(default_factory=lambda: now_iso())
 
 

@@ -246,7 +246,8 @@ class RunsRepository:
         }
         while True:
             reply = self.client.query(**kwargs)
-            runs.extend(Run.model_validate(self._plain(item)) for item in reply.get("Items", []))
+            items = (self._plain(item) for item in reply.get("Items", []))
+            runs.extend(Run.model_validate(item) for item in items if item.get("kind") == "run")
             if "LastEvaluatedKey" not in reply or (limit is not None and len(runs) >= limit):
                 return runs if limit is None else runs[:limit]
             kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]

@@ -1,0 +1,87 @@
+"""The prepare function end to end: idempotent on the S3 object, rejection reported on SNS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mixtune.sample_data import support_intents
+
+
+def _event(key: str, etag: str, shape: str = "notification") -> dict[str, Any]:
+    if shape == "eventbridge":
+        return {
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "detail": {"bucket": {"name": "mixtune-raw"}, "object": {"key": key, "etag": etag, "size": 1}},
+        }
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "mixtune-raw"}, "object": {"key": key, "eTag": etag, "size": 1}},
+            }
+        ]
+    }
+
+
+def _invoke_prepare(stack: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """Through the Lambda API, as S3 would (moto runs the handler in this process)."""
+    reply = stack.client("lambda").invoke(FunctionName="mixtune-prepare", Payload=json.dumps(event).encode())
+    payload = json.loads(reply["Payload"].read())
+    assert "FunctionError" not in reply, payload
+    return payload
+
+
+def _put(stack: Any, key: str, rows: list[dict[str, Any]]) -> str:
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    return stack.client("s3").put_object(Bucket="mixtune-raw", Key=key, Body=body)["ETag"].strip('"')
+
+
+def test_same_event_three_times_gives_one_run_and_one_execution(stack: Any) -> None:
+    etag = _put(stack, "incoming/support.jsonl", support_intents(40, seed=2))
+    results = [
+        _invoke_prepare(stack, _event("incoming/support.jsonl", etag, shape))
+        for shape in ("notification", "notification", "eventbridge")
+    ]
+    run_ids = {r["results"][0]["run_id"] for r in results}
+    assert len(run_ids) == 1
+    (run_id,) = run_ids
+    executions = stack.executions()
+    assert [e["name"] for e in executions] == [run_id]
+    stack.wait_for_execution(executions[0]["executionArn"])
+    assert [r.run_id for r in stack.repo().list_by_dataset("support")] == [run_id]
+
+
+def test_a_new_version_of_the_object_is_a_new_run(stack: Any) -> None:
+    first = _put(stack, "incoming/support.jsonl", support_intents(40, seed=2))
+    second = _put(stack, "incoming/support.jsonl", support_intents(40, seed=3))
+    ids = {
+        _invoke_prepare(stack, _event("incoming/support.jsonl", etag))["results"][0]["run_id"]
+        for etag in (first, second)
+    }
+    assert len(ids) == 2
+    for execution in stack.executions():
+        stack.wait_for_execution(execution["executionArn"])
+
+
+def test_bad_data_is_rejected_reported_and_starts_nothing(stack: Any) -> None:
+    rows = [{"text": "", "intent": ""} for _ in range(30)]
+    etag = _put(stack, "incoming/broken.jsonl", rows)
+    (result,) = _invoke_prepare(stack, _event("incoming/broken.jsonl", etag))["results"]
+    assert result["status"] == "REJECTED"
+    assert stack.executions() == []
+    run = stack.repo().get(result["run_id"])
+    assert run.status == "REJECTED" and run.summary
+    (message,) = stack.messages()
+    assert message["MessageAttributes"]["status"]["Value"] == "REJECTED"
+    assert message["Message"]["summary"] == run.summary
+
+
+def test_unreadable_file_is_rejected_with_a_message_naming_it(stack: Any) -> None:
+    stack.client("s3").put_object(Bucket="mixtune-raw", Key="incoming/garbage.jsonl", Body=b"{not json\n")
+    (result,) = _invoke_prepare(stack, _event("incoming/garbage.jsonl", "e1"))["results"]
+    assert result["status"] == "REJECTED"
+    assert stack.executions() == []
+    assert result["summary"]
