@@ -8,12 +8,13 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
 from mixtune.functions import function
 
 from .config import InfraConfig
 from .functions import retention
-from .nag import acknowledge
 from .grants import ACCESS, acknowledge_lambda_basics, grant_access
+from .nag import acknowledge
 from .pipeline import PipelineStack
 from .storage import StorageStack
 

@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
 from mixtune.functions import FunctionDef
 from mixtune.settings import Settings
 
@@ -38,8 +39,8 @@ def settings_environment(values: Mapping[str, str]) -> dict[str, str]:
     if unknown:
         raise ValueError(f"not mixtune.settings.Settings fields: {sorted(unknown)}")
     environment = {}
-    for name, field in sorted(fields.items()):
-        value = values[name] if name in values else field.get_default(call_default_factory=True)
+    for name, info in sorted(fields.items()):
+        value = values[name] if name in values else info.get_default(call_default_factory=True)
         environment[f"{ENV_PREFIX}{name.upper()}"] = value if isinstance(value, str) else str(value)
     return environment
 
@@ -121,4 +122,6 @@ _RETENTION = {
 
 def retention(days: int) -> logs.RetentionDays:
     """The shortest CloudWatch retention that keeps logs at least `days` days."""
-    return next((value for limit, value in sorted(_RETENTION.items()) if limit >= days), logs.RetentionDays.TWO_YEARS)
+    return next(
+        (value for limit, value in sorted(_RETENTION.items()) if limit >= days), logs.RetentionDays.TWO_YEARS
+    )

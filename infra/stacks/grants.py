@@ -122,7 +122,9 @@ def grant_access(role: iam.IRole, access: DataAccess, targets: Targets) -> None:
     if access.idempotency:
         grant_table(role, targets, "idempotency", "read_write")
     if access.publish:
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[targets.topic_arn]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[targets.topic_arn])
+        )
         _grant_key(role, targets.key, "read_write")
     if access.start_execution:
         role.add_to_principal_policy(
@@ -152,5 +154,7 @@ def acknowledge_lambda_basics(function: IConstruct, role: iam.IRole) -> None:
     )
     acknowledge(
         role,
-        {"AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions."},
+        {
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions."
+        },
     )

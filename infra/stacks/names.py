@@ -34,7 +34,9 @@ class ResourceNames:
         return f"{self.prefix}-{purpose}"
 
     def table_arn(self, purpose: str, suffix: str = "") -> str:
-        return f"arn:{Aws.PARTITION}:dynamodb:{Aws.REGION}:{Aws.ACCOUNT_ID}:table/{self.table(purpose)}{suffix}"
+        return (
+            f"arn:{Aws.PARTITION}:dynamodb:{Aws.REGION}:{Aws.ACCOUNT_ID}:table/{self.table(purpose)}{suffix}"
+        )
 
     def nag_table_arn(self, purpose: str, suffix: str) -> str:
         return f"arn:{NAG_PARTITION}:dynamodb:{NAG_REGION}:{NAG_ACCOUNT}:table/{self.table(purpose)}{suffix}"

@@ -15,12 +15,13 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
 from mixtune.functions import FUNCTIONS, FunctionDef, function
 
 from .asl import check_placeholders, load_definition
 from .config import InfraConfig, ScheduleConfig
-from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
 from .functions import FunctionFactory, powertools_environment, retention, settings_environment
+from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
 from .layer import dependencies_layer
 from .nag import acknowledge
 from .storage import StorageStack
@@ -38,7 +39,13 @@ LAUNCHER_FUNCTIONS = ("launch_job", "poll_job")
 
 class PipelineStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: InfraConfig, storage: StorageStack, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: InfraConfig,
+        storage: StorageStack,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
@@ -68,7 +75,10 @@ class PipelineStack(Stack):
         self.training = TrainingIdentities(self, "Training", config=config, targets=self.targets)
         self.factory = FunctionFactory(
             layer=dependencies_layer(self, "DependenciesLayer"),
-            environment={**powertools_environment(config.prefix), **settings_environment(self._settings_values())},
+            environment={
+                **powertools_environment(config.prefix),
+                **settings_environment(self._settings_values()),
+            },
             config=config,
         )
 
@@ -95,7 +105,8 @@ class PipelineStack(Stack):
             "idempotency_table": storage.idempotency_table.table_name,
             "topic_arn": storage.topic.topic_arn,
             "state_machine_arn": self.state_machine_arn,
-            "catalog_uri": config.catalog_uri or f"s3://{storage.work_bucket.bucket_name}/catalog/catalog.yaml",
+            "catalog_uri": config.catalog_uri
+            or f"s3://{storage.work_bucket.bucket_name}/catalog/catalog.yaml",
             "default_backend": config.default_backend,
             "base_model": config.base_model,
             "training_image_uri": config.training_image_uri,
@@ -145,7 +156,9 @@ class PipelineStack(Stack):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        acknowledge(queue, {"AwsSolutions-SQS3": "This queue is itself the dead-letter destination of failed events."})
+        acknowledge(
+            queue, {"AwsSolutions-SQS3": "This queue is itself the dead-letter destination of failed events."}
+        )
         self.dead_letter_queues[fn.name] = queue
         return queue
 
@@ -181,7 +194,9 @@ class PipelineStack(Stack):
         definition = load_definition()
         check_placeholders(definition)
         substitutions = {
-            fn.asl_placeholder: self.functions[fn.name].function_arn for fn in FUNCTIONS if fn.in_state_machine
+            fn.asl_placeholder: self.functions[fn.name].function_arn
+            for fn in FUNCTIONS
+            if fn.in_state_machine
         }
         substitutions["TopicArn"] = self.storage.topic.topic_arn
         log_group = logs.LogGroup(
@@ -246,11 +261,19 @@ class PipelineStack(Stack):
     def _alarms(self) -> list[cloudwatch.Alarm]:
         action = cw_actions.SnsAction(self.storage.topic)
         alarms = [
-            self._alarm("PipelineFailedAlarm", self.state_machine.metric_failed(), "pipeline executions failed"),
-            self._alarm("PipelineTimedOutAlarm", self.state_machine.metric_timed_out(), "pipeline executions timed out"),
+            self._alarm(
+                "PipelineFailedAlarm", self.state_machine.metric_failed(), "pipeline executions failed"
+            ),
+            self._alarm(
+                "PipelineTimedOutAlarm",
+                self.state_machine.metric_timed_out(),
+                "pipeline executions timed out",
+            ),
         ]
         for name, handle in self.functions.items():
-            alarms.append(self._alarm(f"{function(name).camel}ErrorsAlarm", handle.metric_errors(), f"{name} errors"))
+            alarms.append(
+                self._alarm(f"{function(name).camel}ErrorsAlarm", handle.metric_errors(), f"{name} errors")
+            )
         for name, queue in self.dead_letter_queues.items():
             alarms.append(
                 self._alarm(

@@ -28,9 +28,15 @@ class Service:
 def build_service(app: App, *, nag: bool = True) -> Service:
     config = InfraConfig.from_app(app)
     name = config.prefix.capitalize()
-    storage = StorageStack(app, f"{name}Storage", config=config, description="mixtune: key, buckets, tables, topic")
+    storage = StorageStack(
+        app, f"{name}Storage", config=config, description="mixtune: key, buckets, tables, topic"
+    )
     pipeline = PipelineStack(
-        app, f"{name}Pipeline", config=config, storage=storage, description="mixtune: Lambdas, state machine, triggers"
+        app,
+        f"{name}Pipeline",
+        config=config,
+        storage=storage,
+        description="mixtune: Lambdas, state machine, triggers",
     )
     api = ApiStack(
         app, f"{name}Api", config=config, storage=storage, pipeline=pipeline, description="mixtune: REST API"

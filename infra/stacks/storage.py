@@ -54,6 +54,17 @@ class StorageStack(Stack):
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )
         )
+        if config.schedules:
+            # EventBridge delivers undeliverable schedule events to the encrypted dead-letter queue.
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowEventBridgeToUseTheDeadLetterQueueKey",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],  # in a key policy, "*" means this key
+                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                )
+            )
 
         self.log_bucket = s3.Bucket(
             self,

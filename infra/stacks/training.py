@@ -38,7 +38,12 @@ class TrainingIdentities(Construct):
         grant_bucket(self.sagemaker_role, targets, "work", "read_write")
         self.sagemaker_role.add_to_policy(
             iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
                 resources=[
                     stack.format_arn(
                         service="logs",
@@ -62,7 +67,9 @@ class TrainingIdentities(Construct):
         self.sagemaker_role.add_to_policy(
             iam.PolicyStatement(
                 actions=ECR_PULL_ACTIONS,
-                resources=[stack.format_arn(service="ecr", resource="repository", resource_name=f"{config.prefix}*")],
+                resources=[
+                    stack.format_arn(service="ecr", resource="repository", resource_name=f"{config.prefix}*")
+                ],
             )
         )
         acknowledge(
@@ -135,7 +142,9 @@ class TrainingIdentities(Construct):
                 )
             )
             self.launcher_role.add_to_policy(
-                iam.PolicyStatement(sid="FindTheEksEndpoint", actions=["eks:DescribeCluster"], resources=[self.cluster_arn])
+                iam.PolicyStatement(
+                    sid="FindTheEksEndpoint", actions=["eks:DescribeCluster"], resources=[self.cluster_arn]
+                )
             )
             reasons[
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:cluster/*]"

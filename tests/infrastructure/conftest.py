@@ -62,7 +62,9 @@ def validation_failures(outdir: Path) -> list[str]:
             if violation.get("severity", "error") != "error":
                 continue
             for construct in violation.get("violatingConstructs", []):
-                failures.append(f"{violation['ruleName']} at {construct['constructPath']}: {violation['description']}")
+                failures.append(
+                    f"{violation['ruleName']} at {construct['constructPath']}: {violation['description']}"
+                )
     return failures
 
 

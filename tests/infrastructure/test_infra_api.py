@@ -30,7 +30,10 @@ def test_stage_has_access_logs_throttling_tracing_and_no_data_trace(synthesized)
     synthesized.templates[STACK].has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
-            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
+            "AccessLogSetting": {
+                "DestinationArn": Match.any_value(),
+                "Format": Match.string_like_regexp("requestId"),
+            },
             "TracingEnabled": True,
             "MethodSettings": Match.array_with(
                 [

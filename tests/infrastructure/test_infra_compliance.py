@@ -36,7 +36,12 @@ def test_cdk_nag_is_wired_into_the_app_and_fails_synth_on_a_finding(build_app):
     report = json.loads(Path(app.outdir, "validation-report.json").read_text())
     rules = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
     assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
-    paths = {c["constructPath"] for p in report["pluginReports"] for v in p["violations"] for c in v["violatingConstructs"]}
+    paths = {
+        c["constructPath"]
+        for p in report["pluginReports"]
+        for v in p["violations"]
+        for c in v["violatingConstructs"]
+    }
     assert all("CarelessBucket" in path for path in paths), "only the careless bucket is reported"
 
 
@@ -124,12 +129,13 @@ def test_templates_match_their_snapshots(synthesized):
 def test_snapshot_normalisation_removes_asset_hashes_but_keeps_the_rest():
     template = {
         "Resources": {
-            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": "a" * 64 + ".zip"}, "Timeout": 9}}
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Code": {"S3Key": "a" * 64 + ".zip"}, "Timeout": 9},
+            }
         }
     }
     assert normalised(template)["Resources"]["Fn"]["Properties"] == {
         "Code": {"S3Key": "<asset-hash>.zip"},
         "Timeout": 9,
     }
-
-

@@ -5,9 +5,9 @@ from __future__ import annotations
 import fnmatch
 
 import yaml
-from mixtune.functions import function
 
 from infra.stacks.k8s_rbac import HYPERPOD_API_GROUP
+from mixtune.functions import function
 
 STACKS = ("MixtuneStorage", "MixtunePipeline", "MixtuneApi")
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
@@ -109,20 +109,43 @@ def test_launcher_role_reaches_only_its_job_resources(synthesized):
     account = "arn:aws:{}:us-east-1:123456789012:"
     allowed = [
         # (action patterns, resource patterns, a condition key that must be present or None)
-        ({"sagemaker:CreateTrainingJob", "sagemaker:AddTags"}, {account.format("sagemaker") + "training-job/*"}, "Null"),
-        ({"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"}, {account.format("sagemaker") + "training-job/*"}, "Null"),
+        (
+            {"sagemaker:CreateTrainingJob", "sagemaker:AddTags"},
+            {account.format("sagemaker") + "training-job/*"},
+            "Null",
+        ),
+        (
+            {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"},
+            {account.format("sagemaker") + "training-job/*"},
+            "Null",
+        ),
         ({"iam:PassRole"}, {"<TrainingSageMakerExecutionRole*.Arn>"}, "StringEquals"),
         ({"sagemaker:DescribeCluster"}, {account.format("sagemaker") + "cluster/*"}, None),
         ({"eks:DescribeCluster"}, {account.format("eks") + "cluster/ml-hyperpod-eks"}, None),
         ({"s3:GetObject"}, {"arn:aws:s3:::mixtune-work-123456789012-us-east-1/runs/*"}, None),
         ({"s3:ListBucket"}, {"arn:aws:s3:::mixtune-work-123456789012-us-east-1"}, "StringLike"),
         (
-            {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem",
-             "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
-            {account.format("dynamodb") + "table/mixtune-runs", account.format("dynamodb") + "table/mixtune-runs/index/*"},
+            {
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            },
+            {
+                account.format("dynamodb") + "table/mixtune-runs",
+                account.format("dynamodb") + "table/mixtune-runs/index/*",
+            },
             None,
         ),
-        ({"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}, {"<import:MixtuneStorage:*DataKey*>"}, None),
+        (
+            {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
+            {"<import:MixtuneStorage:*DataKey*>"},
+            None,
+        ),
         ({"logs:CreateLogStream", "logs:PutLogEvents"}, {f"<{group}.Arn>" for group in log_groups}, None),
         ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, {"*"}, None),
     ]
@@ -159,7 +182,9 @@ def test_launcher_role_is_mapped_into_the_cluster_through_an_access_entry(synthe
         },
     )
     (entry,) = [
-        r for r in synthesized.raw["MixtunePipeline"]["Resources"].values() if r["Type"] == "AWS::EKS::AccessEntry"
+        r
+        for r in synthesized.raw["MixtunePipeline"]["Resources"].values()
+        if r["Type"] == "AWS::EKS::AccessEntry"
     ]
     assert "AccessPolicies" not in entry["Properties"], "no EKS access policy: the RBAC Role decides"
 
@@ -182,7 +207,9 @@ def test_rbac_manifest_output_limits_the_group_to_hyperpod_jobs_in_one_namespace
 
 def test_sagemaker_execution_role_is_assumed_by_sagemaker_and_scoped_to_the_work_bucket(synthesized):
     resources = synthesized.raw["MixtunePipeline"]["Resources"]
-    (role_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role" and "SageMakerExecutionRole" in k]
+    (role_id,) = [
+        k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role" and "SageMakerExecutionRole" in k
+    ]
     trust = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
     buckets = set()
@@ -191,3 +218,15 @@ def test_sagemaker_execution_role_is_assumed_by_sagemaker_and_scoped_to_the_work
             if action.startswith("s3:"):
                 buckets |= {_render(r).split(":::")[1].split("/")[0] for r in _as_list(statement["Resource"])}
     assert buckets == {"mixtune-work-123456789012-us-east-1"}
+
+
+def test_without_hyperpod_context_there_is_no_cluster_access_at_all(build_app):
+    from aws_cdk.assertions import Template
+
+    _app, service = build_app(hyperpodClusterName="", hyperpodEksClusterName="")
+    template = Template.from_stack(service.pipeline).to_json()
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert "AWS::EKS::AccessEntry" not in types
+    text = str(template)
+    assert "eks:" not in text and "sagemaker:DescribeCluster" not in text
+    assert not any(key.startswith("TrainingHyperPodRbacManifest") for key in template.get("Outputs", {}))

@@ -8,11 +8,11 @@ import re
 
 import pytest
 from aws_cdk.assertions import Match
-from mixtune.functions import FUNCTIONS, function
-from mixtune.settings import Settings
 
 from infra.stacks.asl import expected_placeholders, load_definition, placeholders_in
 from infra.stacks.paths import ASL_PATH
+from mixtune.functions import FUNCTIONS, function
+from mixtune.settings import Settings
 
 PIPELINE = "MixtunePipeline"
 API = "MixtuneApi"
@@ -116,7 +116,11 @@ def test_state_machine_logs_all_levels_without_execution_data_and_traces(synthes
         "AWS::StepFunctions::StateMachine",
         {
             "StateMachineName": "mixtune-pipeline",
-            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": False, "Destinations": Match.any_value()},
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": False,
+                "Destinations": Match.any_value(),
+            },
             "TracingConfiguration": {"Enabled": True},
         },
     )
@@ -214,7 +218,9 @@ def _as_list(value):
         ("rate(7 days)", {"action": "reevaluate"}),
     ],
 )
-def test_schedules_from_context_target_the_schedule_function_with_their_input(synthesized, expression, payload):
+def test_schedules_from_context_target_the_schedule_function_with_their_input(
+    synthesized, expression, payload
+):
     schedule_id = _functions_by_handler(synthesized)[function("schedule").handler][0]
     synthesized.templates[PIPELINE].has_resource_properties(
         "AWS::Events::Rule",

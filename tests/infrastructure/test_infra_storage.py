@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
+
 from mixtune.runs.repository import idempotency_table_definition, table_definition
 
 STACK = "MixtuneStorage"
@@ -42,7 +43,9 @@ def test_raw_and_work_buckets_use_the_customer_managed_key_versioning_and_no_pub
 
 def test_data_buckets_expire_rejected_and_temporary_objects(synthesized):
     for prefix in ("raw/", "work/"):
-        rules = {r["Id"]: r for r in _bucket_with_logs(synthesized, prefix)["LifecycleConfiguration"]["Rules"]}
+        rules = {
+            r["Id"]: r for r in _bucket_with_logs(synthesized, prefix)["LifecycleConfiguration"]["Rules"]
+        }
         assert rules["expire-rejected"]["Prefix"] == "rejected/"
         assert rules["expire-rejected"]["ExpirationInDays"] == 30
         assert rules["expire-tmp"]["Prefix"] == "tmp/"
@@ -106,7 +109,11 @@ def test_topic_is_encrypted_tls_only_and_mails_the_configured_address(synthesize
         {
             "PolicyDocument": {
                 "Statement": Match.array_with(
-                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
                 )
             }
         },
@@ -117,5 +124,22 @@ def test_data_resources_are_retained_when_the_stack_goes(synthesized):
     for type_name in ("AWS::KMS::Key", "AWS::S3::Bucket"):
         for resource in synthesized.resources(STACK, type_name).values():
             assert resource["DeletionPolicy"] == "Retain", type_name
-    runs = [t for t in synthesized.resources(STACK, "AWS::DynamoDB::Table").values() if t["Properties"]["TableName"] == "mixtune-runs"]
+    runs = [
+        t
+        for t in synthesized.resources(STACK, "AWS::DynamoDB::Table").values()
+        if t["Properties"]["TableName"] == "mixtune-runs"
+    ]
     assert runs[0]["DeletionPolicy"] == "Retain"
+
+
+def test_key_policy_lets_alarms_and_schedule_dead_letters_use_the_key_from_this_account_only(synthesized):
+    (key,) = synthesized.resources(STACK, "AWS::KMS::Key").values()
+    services = {}
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        service = statement["Principal"].get("Service")
+        if service:
+            services[service] = statement
+    assert set(services) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    for statement in services.values():
+        assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]

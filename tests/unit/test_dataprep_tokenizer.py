@@ -37,7 +37,9 @@ def test_tokenizer_special_tokens_are_removed_and_tokens_counted(tmp_path: Path)
     tokenizer.save_pretrained(folder)
     src = tmp_path / "d.jsonl"
     src.write_text('{"question": "hello <|special_x|>world", "answer": "hello world hello"}\n')
-    report = prepare_dataset(str(src), str(tmp_path / "o"), PrepareOptions(tokenizer=str(folder), eval_share=0))
+    report = prepare_dataset(
+        str(src), str(tmp_path / "o"), PrepareOptions(tokenizer=str(folder), eval_share=0)
+    )
     assert report.sanitize_counts == {"token:<|special_x|>": 1}
     assert report.tokens.method == f"tokenizer:{folder}"
     assert report.tokens.total == 5  # "hello world" (2, the token removed) + "hello world hello" (3)

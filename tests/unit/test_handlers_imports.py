@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -20,21 +21,34 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("MIXTUNE_", "POWERTOOLS_"))}
 
 
-@pytest.mark.parametrize("module", HANDLER_MODULES)
-def test_handler_module_loads_no_ml_framework(module: str) -> None:
+def _cold_import(module: str) -> tuple[float, list[str]]:
+    """(CPU seconds of the import, forbidden modules it loaded), in a fresh interpreter."""
     code = (
-        f"import sys, {module} as m; assert callable(m.handler); "
-        f"print(','.join(sorted(n for n in {FORBIDDEN!r} if n in sys.modules)))"
+        "import json, sys, time; t = time.process_time(); "
+        f"import {module} as m; spent = time.process_time() - t; assert callable(m.handler); "
+        f"print(json.dumps([spent, sorted(n for n in {FORBIDDEN!r} if n in sys.modules)]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(), check=True
     )
-    assert out.stdout.strip() == ""
+    spent, loaded = json.loads(out.stdout)
+    return spent, loaded
 
 
 @pytest.mark.parametrize("module", HANDLER_MODULES)
+def test_handler_module_imports_within_300ms_of_cpu_and_without_ml_frameworks(module: str) -> None:
+    """CPU time, best of three: unlike wall-clock time it does not grow when other
+    processes load the machine (as parallel test runs do)."""
+    runs = [_cold_import(module) for _ in range(3)]
+    assert all(loaded == [] for _, loaded in runs), runs[0][1]
+    best = min(spent for spent, _ in runs)
+    assert best * 1_000_000 <= IMPORT_BUDGET_US, f"{module}: {best * 1000:.0f} ms of CPU"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", HANDLER_MODULES)
 def test_handler_module_imports_cold_within_budget(module: str) -> None:
-    """`python -X importtime`: the module's cumulative import time, best of three runs."""
+    """`python -X importtime` (wall clock, so run it on an idle machine): best of three."""
     pattern = re.compile(rf"import time:\s+\d+ \|\s+(\d+) \| {re.escape(module)}$", re.MULTILINE)
     timings = []
     for _ in range(3):

@@ -212,6 +212,8 @@ def test_all_domain_mix_is_a_shuffle_of_the_domain(inputs: tuple[Path, Catalog],
     assert [s.name for s in manifest.sources] == ["domain"]
     mixed = (tmp_path / "out" / "mixed.jsonl").read_text().splitlines()
     assert sorted(mixed) == sorted(domain.read_text().splitlines())
+    again = mix_datasets(str(domain), None, {"domain_percent": 100}, str(tmp_path / "no-catalog"))
+    assert again.output.sha256 == manifest.output.sha256
 
 
 @st.composite

@@ -281,3 +281,19 @@ def test_evaluate_writes_to_s3(workdir: Path, aws_env: None) -> None:
         assert code == 0
         body = boto3.client("s3").get_object(Bucket="results", Key="runs/r1/eval.json")["Body"].read()
     assert EvalResult.from_json(body).mmlu is not None
+
+
+def test_configs_survive_the_trip_through_command_line_flags() -> None:
+    from mixtune.training_config import EvalConfig, TrainConfig
+    from mixtune_training.common import config_from_args
+
+    train_config = TrainConfig(
+        base_model="tiny", data="s3://b/mixed.jsonl", max_steps=5, packing=True, lora_r=8
+    )
+    parsed = train.build_parser().parse_args(train_config.to_args())
+    assert config_from_args(TrainConfig, parsed) == train_config
+    eval_config = EvalConfig(
+        base_model="tiny", adapter="s3://b/run", labels=["a", "b"], mmlu=False, domain_limit=3
+    )
+    parsed = evaluate.build_parser().parse_args(eval_config.to_args())
+    assert config_from_args(EvalConfig, parsed) == eval_config

@@ -135,8 +135,18 @@ def create_run(request: RunRequest) -> Response[RunAccepted]:
         config=request.config.resolved(settings),
         lineage=Lineage(source_uri=request.dataset_uri),
     )
-    repository().create(run)
-    invoke_prepare(settings.prepare_function_name, run.run_id)
+    repo = repository()
+    repo.create(run)
+    try:
+        invoke_prepare(settings.prepare_function_name, run.run_id)
+    except Exception as exc:
+        # Leave no PENDING run that nothing will ever pick up.
+        from mixtune.runs.model import Failure
+
+        repo.transition(
+            run.run_id, RunStatus.FAILED, failure=Failure(error=type(exc).__name__, cause=str(exc))
+        )
+        raise
     logger.info("run requested", extra={"run_id": run.run_id, "dataset": dataset})
     metrics.add_metric(name="RunsRequested", unit="Count", value=1)
     body = RunAccepted(run_id=run.run_id, status=run.status, dataset=dataset, location=f"/runs/{run.run_id}")

@@ -26,11 +26,11 @@ from mixtune import storage
 from mixtune.dataprep.errors import DatasetError
 from mixtune.dataprep.tokens import estimate_record_tokens
 
-BLOCK_BYTES = 16 << 20
-BUCKET_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20
+BUCKET_BYTES = 16 << 20
 # Chosen lines up to this many bytes stay in memory between passes two and three (most
 # mixes fit whole); beyond it the remaining buckets spill to temporary files.
-MEMORY_BYTES = 160 << 20
+MEMORY_BYTES = 128 << 20
 MAX_BUCKETS = 1024
 
 

@@ -69,7 +69,7 @@ class _Input:
 
 def mix_datasets(
     domain_uri: str,
-    catalog: Catalog | str,
+    catalog: Catalog | str | None,
     spec: MixSpec | Mapping[str, Any] | str,
     out_uri: str,
     decontaminate_against: Iterable[str] = (),
@@ -86,7 +86,9 @@ def mix_datasets(
     Raises SpecError/CatalogError (bad spec or catalog), DatasetError (unreadable input)
     and MixError (the data cannot give the mix asked for).
     """
-    if isinstance(catalog, str):
+    if catalog is None or catalog == "":
+        catalog = Catalog()  # enough for a 100 % domain spec; any category is then unknown
+    elif isinstance(catalog, str):
         catalog = Catalog.load(catalog)
     if isinstance(spec, str):
         spec = MixSpec.load(spec)

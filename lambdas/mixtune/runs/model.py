@@ -7,12 +7,14 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mixtune.settings import Settings
 from mixtune.training_config import EvalConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from mixtune.settings import Settings
 
 
 class RunStatus(StrEnum):
