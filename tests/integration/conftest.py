@@ -72,14 +72,6 @@ def dynamodb_local_endpoint() -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-@pytest.fixture
-def moto_aws(aws_env: None) -> Iterator[None]:
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
-
-
 def _dynamodb_client(endpoint: str | None) -> Any:
     import boto3
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mixtune.dataprep import (
     DatasetError,
@@ -236,3 +238,35 @@ def test_digest_set_finds_every_duplicate_across_resizes() -> None:
     assert seen.add(1 << 63)
     assert not any(seen.add(d) for d in digests)
     assert len(seen) == 20_002 and rng.getrandbits(64) not in seen
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+_lines = st.lists(
+    st.one_of(
+        _values.map(lambda v: orjson.dumps(v)),
+        st.fixed_dictionaries({"question": _values, "answer": _values}).map(orjson.dumps),
+        st.binary(max_size=30),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=_lines)
+def test_nothing_is_lost_whatever_the_lines_hold(tmp_path: Path, lines: list[bytes]) -> None:
+    src = tmp_path / "fuzz.jsonl"
+    src.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+    out = tmp_path / "out"
+    try:
+        report = prepare_dataset(str(src), str(out), PrepareOptions(eval_share=0.5))
+    except DatasetError as exc:
+        assert str(src) in str(exc)
+        return
+    assert_accounts(report, out)

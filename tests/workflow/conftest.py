@@ -210,12 +210,6 @@ def write_catalog(s3: Any, bucket: str) -> str:
     return f"s3://{bucket}/catalog/catalog.json"
 
 
-def support_rows(n: int = 60) -> bytes:
-    from mixtune.sample_data import support_intents
-
-    return "".join(json.dumps(row) + "\n" for row in support_intents(n, seed=1)).encode()
-
-
 @pytest.fixture
 def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     import boto3

@@ -61,7 +61,9 @@ def run_up(args: argparse.Namespace) -> int:
     if existing is not None and _alive(existing.pid):
         raise UsageError(f"a local cloud is already running (pid {existing.pid}); `mixtune local down` first")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Both set explicitly: a process started in the background inherits SIGINT ignored.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     cloud = LocalCloud(
         port=args.port,
         api_port=args.api_port,

@@ -2,9 +2,12 @@
 
 The mixer reads each source twice, in order, in blocks of whole lines: once to count
 (and, when asked, to measure tokens and check for contamination), once to route the chosen
-lines to shuffle buckets. A bucket holds a contiguous range of output positions, small
-enough to reorder in memory, so the output is an exact seeded permutation written with
-memory bounded by the bucket size, whatever the data size.
+lines to shuffle buckets. Each chosen line goes to a uniformly random bucket; each bucket
+is then permuted in memory and written out. Buckets are small, and beyond a memory budget
+they wait in temporary files, so memory stays bounded whatever the data size.
+
+The output depends on the inputs, the seed and the bucket count, which follows from the
+data size and ``BUCKET_BYTES``: identical for identical inputs with the same mixtune version.
 """
 
 from __future__ import annotations
