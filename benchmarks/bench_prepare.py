@@ -33,14 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "banking77" / "train.csv"
 
 
-def build_jsonl(source: Path, records: int, path: Path) -> int:
+def build_jsonl(source: Path, records: int, path: Path, duplicate_share: float = 0.0) -> int:
+    """Banking77 rows repeated; with ``duplicate_share`` some rows copy an earlier one exactly."""
     with open(source, newline="", encoding="utf-8") as handle:
         rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    copy_every = round(1 / duplicate_share) if duplicate_share > 0 else 0
     written = 0
     with open(path, "wb") as out:
         batch: list[bytes] = []
         while written < records:
-            repeat, index = divmod(written, len(rows))
+            source_row = written // 2 if copy_every and written % copy_every == copy_every - 1 else written
+            repeat, index = divmod(source_row, len(rows))
             text, label = rows[index]
             if repeat:
                 text = f"{text} #{repeat}"
@@ -64,15 +67,16 @@ def child_floor(path: str) -> dict:
     return {"records": count, "seconds": time.perf_counter() - started}
 
 
-def child_prepare(path: str, out: str, dedupe: bool = True) -> dict:
+def child_prepare(path: str, out: str, options: dict) -> dict:
     from mixtune.dataprep import PrepareOptions, prepare_dataset
 
     started = time.perf_counter()
-    report = prepare_dataset(path, out, PrepareOptions(dedupe=dedupe))
+    report = prepare_dataset(path, out, PrepareOptions(**options))
     seconds = time.perf_counter() - started
     return {
         "records": report.counts.input,
         "kept": report.counts.kept,
+        "duplicates": report.rule_counts.get("duplicate", 0),
         "accepted": report.accepted,
         "seconds": seconds,
     }
@@ -89,10 +93,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # may include the parent's peak
 
 
-def run_child(kind: str, path: Path, out: Path) -> dict:
-    """Run one measurement in a fresh interpreter (kind: floor, prepare, prepare-keep-duplicates)."""
+def run_child(kind: str, path: Path, out: Path, options: dict | None = None) -> dict:
+    """Run one measurement in a fresh interpreter (kind: floor or prepare, with options)."""
     result = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(path), str(out)],
+        [sys.executable, __file__, "--child", kind, str(path), str(out), json.dumps(options or {})],
         capture_output=True,
         text=True,
         check=True,
@@ -110,13 +114,26 @@ def main() -> int:
     parser.add_argument(
         "--keep-duplicates",
         action="store_true",
-        help="skip exact-duplicate detection (its table grows with input)",
+        help="skip exact-duplicate detection",
     )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dedupe-memory",
+        type=int,
+        metavar="N",
+        help="digests held in memory before dedupe spills to disk (default: the library's, 2,000,000)",
+    )
+    parser.add_argument(
+        "--duplicate-share",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of rows that copy an earlier row exactly (exercises duplicate removal)",
+    )
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, path, out = args.child
-        result = child_floor(path) if kind == "floor" else child_prepare(path, out, kind == "prepare")
+        kind, path, out, options = args.child
+        result = child_floor(path) if kind == "floor" else child_prepare(path, out, json.loads(options))
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return 0
@@ -127,7 +144,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for size in sizes:
             path = Path(tmp, f"bench_{size}.jsonl")
-            megabytes = build_jsonl(args.source, size, path) / 1e6
+            megabytes = build_jsonl(args.source, size, path, args.duplicate_share) / 1e6
             line = {"records": size, "input_mb": round(megabytes, 1)}
             if args.skip_floor_above is None or size <= args.skip_floor_above:
                 floor = run_child("floor", path, Path(tmp, "unused"))
@@ -135,13 +152,16 @@ def main() -> int:
                     "floor_rps": round(floor["records"] / floor["seconds"]),
                     "floor_rss_mb": round(floor["peak_rss_mb"], 1),
                 }
-            kind = "prepare-keep-duplicates" if args.keep_duplicates else "prepare"
-            ours = run_child(kind, path, Path(tmp, f"out_{size}"))
+            options: dict = {"dedupe": not args.keep_duplicates}
+            if args.dedupe_memory is not None:
+                options["dedupe_memory_digests"] = args.dedupe_memory
+            ours = run_child("prepare", path, Path(tmp, f"out_{size}"), options)
             line |= {
                 "ours_rps": round(ours["records"] / ours["seconds"]),
                 "ours_seconds": round(ours["seconds"], 2),
                 "ours_rss_mb": round(ours["peak_rss_mb"], 1),
                 "kept": ours["kept"],
+                "duplicates": ours["duplicates"],
                 "accepted": ours["accepted"],
             }
             if "floor_rps" in line:

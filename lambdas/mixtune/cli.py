@@ -52,4 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module, not `__main__`, so that `UsageError` raised by the
+    # command modules is the very class `main` catches.
+    from mixtune.cli import main as _main
+
+    sys.exit(_main())

@@ -154,31 +154,3 @@ def test_state_file_names_the_endpoints_and_is_removed_on_stop(tmp_path: Path, c
     import psutil
 
     assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
-
-
-def test_local_status_and_down_stop_the_cloud_process_by_pid(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    import psutil
-
-    from mixtune.local.process import LocalCloudProcess
-
-    process = LocalCloudProcess(tmp_path / "state", env={"AWS_ENDPOINT_URL": None})
-    try:
-        state = process.start()
-        status = subprocess.run(
-            [sys.executable, "-m", "mixtune.cli", "local", "status", "--state-dir", str(tmp_path / "state")],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert status.returncode == 0 and state.endpoint in status.stdout
-        down = subprocess.run(
-            [sys.executable, "-m", "mixtune.cli", "local", "down", "--state-dir", str(tmp_path / "state")],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert down.returncode == 0, down.stderr
-        assert process.proc is not None and process.proc.wait(timeout=30) == 0
-        assert not psutil.pid_exists(state.pid) or psutil.Process(state.pid).status() == psutil.STATUS_ZOMBIE
-        assert read_state(tmp_path / "state") is None
-    finally:
-        process.stop()

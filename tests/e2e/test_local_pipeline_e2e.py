@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 import pytest
 
-from mixtune.local.process import LocalCloudProcess
+from mixtune.local.process import MIXTUNE_COMMAND, LocalCloudProcess
 from mixtune.local.state import LocalState
 from mixtune.records import ConversationRecord
 from mixtune.sample_data import support_intents
@@ -78,9 +78,17 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalState]:
         state = process.start()
         _seed_general_data(state)
         yield state
+        # `mixtune local down` stops it by the PID in its state file, workers and jobs included.
+        status = _mixtune("local", "status", "--state-dir", state.state_dir)
+        assert status.returncode == 0 and state.endpoint in status.stdout
+        workers = psutil.Process(state.pid).children(recursive=True)
+        down = _mixtune("local", "down", "--state-dir", state.state_dir)
+        assert down.returncode == 0, down.stderr
+        assert process.proc is not None and process.proc.wait(timeout=30) == 0
+        assert not [p.pid for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert _mixtune("local", "status", "--state-dir", state.state_dir).returncode == 1
     finally:
-        process.stop()  # SIGTERM by PID; the cloud stops its workers and jobs, leftovers are killed
-    assert process.proc is None
+        process.stop()  # whatever the test did: SIGTERM by PID, leftovers killed
 
 
 def client(state: LocalState, service: str) -> Any:
@@ -251,9 +259,7 @@ def test_invalid_file_is_rejected_and_a_file_with_collisions_is_sanitized_and_ru
 
 
 def _mixtune(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mixtune.cli", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    return subprocess.run([*MIXTUNE_COMMAND, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_runs_commands_read_the_local_api(cloud: LocalState, uploads: dict[str, Any]) -> None:

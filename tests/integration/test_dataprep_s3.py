@@ -58,3 +58,21 @@ def test_parquet_is_read_from_s3_by_ranged_requests(bucket, tmp_path) -> None:
 def test_missing_s3_object_is_a_dataset_error(bucket) -> None:
     with pytest.raises(DatasetError, match=r"s3://raw/incoming/absent\.jsonl: cannot read"):
         prepare_dataset("s3://raw/incoming/absent.jsonl", "s3://raw/datasets/none")
+
+
+def test_spilled_dedupe_rewrites_outputs_on_s3_like_the_in_memory_run(bucket) -> None:
+    rows = [{"question": f"q{i % 40}", "answer": "a"} for i in range(120)]
+    body = "".join(json.dumps(row) + "\n" for row in rows)
+    bucket.put_object(Bucket="raw", Key="in/dups.jsonl", Body=body.encode())
+    memory = prepare_dataset("s3://raw/in/dups.jsonl", "s3://raw/out/m", PrepareOptions())
+    spilled = prepare_dataset(
+        "s3://raw/in/dups.jsonl", "s3://raw/out/s", PrepareOptions(dedupe_memory_digests=4)
+    )
+    assert spilled.counts == memory.counts and spilled.counts.rejected == 80
+    for name in ("prepared.jsonl", "eval.jsonl"):
+        assert spilled.output_sha256[name] == memory.output_sha256[name]
+    for name in ("prepared.jsonl", "eval.jsonl", "rejected.jsonl"):
+        body_out = bucket.get_object(Bucket="raw", Key=f"out/s/{name}")["Body"].read()
+        assert hashlib.sha256(body_out).hexdigest() == spilled.output_sha256[name]
+    rejected = bucket.get_object(Bucket="raw", Key="out/s/rejected.jsonl")["Body"].read().splitlines()
+    assert sorted(json.loads(line)["line"] for line in rejected) == list(range(41, 121))

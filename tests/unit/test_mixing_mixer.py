@@ -272,3 +272,18 @@ def test_property_realised_shares_within_one_unit(
             for source in manifest.sources:
                 if source.target_units:
                     assert abs(source.selected_tokens - source.target_units) <= source.max_record_tokens / 2
+
+
+@pytest.mark.parametrize("count_tokens", [False, True])
+def test_a_last_line_without_newline_is_still_a_record(
+    inputs: tuple[Path, Catalog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count_tokens: bool
+) -> None:
+    domain, catalog = inputs
+    monkeypatch.setattr(mixing_lines, "BLOCK_BYTES", 1500)  # many blocks, the last one partial
+    domain.write_bytes(domain.read_bytes().rstrip(b"\n"))
+    manifest = mix_datasets(
+        str(domain), catalog, {"domain_percent": 100}, str(tmp_path / "out"), count_tokens=count_tokens
+    )
+    assert manifest.source("domain").available_records == 300
+    assert manifest.source("domain").input_sha256 == storage.sha256_of(str(domain))
+    assert len((tmp_path / "out" / "mixed.jsonl").read_bytes().splitlines()) == 300

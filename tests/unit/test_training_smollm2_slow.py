@@ -8,10 +8,10 @@ import pytest
 
 from mixtune.evaluation import EvalResult
 from mixtune.records import ConversationRecord
-from mixtune.sample_data import INTENTS, support_intents
+from mixtune.sample_data import support_intents
 from mixtune_training import evaluate, train
 
-SYSTEM = f"Classify the customer message. Answer with one label only: {', '.join(INTENTS)}."
+SYSTEM = "Classify the customer message."  # short: every token costs on a CPU
 
 
 def _write(path: Path, n: int, seed: int) -> Path:
@@ -32,7 +32,7 @@ def _write(path: Path, n: int, seed: int) -> Path:
 @pytest.mark.timeout(3600)
 def test_smollm2_lora_raises_domain_macro_f1_to_090(tmp_path: Path) -> None:
     train_data = _write(tmp_path / "train.jsonl", 800, seed=0)
-    eval_data = _write(tmp_path / "eval.jsonl", 120, seed=1)
+    eval_data = _write(tmp_path / "eval.jsonl", 96, seed=1)
     scoring = ["--domain-data", str(eval_data), "--max-new-tokens", "8", "--no-mmlu", "--batch-size", "16"]
     assert evaluate.main(["--base-model", "smollm2", *scoring, "--output", str(tmp_path / "base.json")]) == 0
     code = train.main(

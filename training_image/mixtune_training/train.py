@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -134,12 +135,10 @@ def lora_config(config: TrainConfig) -> Any:
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train and write the outputs; returns the metrics written to metrics.json."""
     import torch
-    from transformers.utils import logging as hf_logging
     from trl import SFTTrainer
 
     from mixtune_training.models import best_dtype, load_model
 
-    hf_logging.disable_progress_bar()
     quiet_progress()
     if config.data is None:
         raise TrainingError("no --data given (a Converse JSONL file or s3:// URI)")
@@ -183,14 +182,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             tokenizer.save_pretrained(out / "adapter")
             trainer.state.save_to_json(str(out / "trainer_state.json"))
             (out / "metrics.json").write_bytes(dump_json(metrics))
-            _remove_tree(out / "trainer")
+            shutil.rmtree(out / "trainer", ignore_errors=True)  # empty: checkpoints are off
     return metrics
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _metrics(

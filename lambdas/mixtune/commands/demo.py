@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default=".mixtune/demo", help="where the data, logs and report go")
     parser.add_argument("--train-steps", type=int, default=None, help="override the plan's LoRA steps")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds to follow the run before giving up")
     parser.set_defaults(func=run)
 
 
@@ -28,8 +31,15 @@ def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     if args.train_steps:
         plan = plan.model_copy(update={"train_steps": args.train_steps})
+    if args.timeout:
+        plan = plan.model_copy(update={"timeout_s": args.timeout})
     console = Console()
     console.rule(
         f"mixtune demo: {plan.base_model}, {plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix"
     )
-    return Demo(plan, Path(args.out) / plan.name, console).run()
+    code = Demo(plan, Path(args.out) / plan.name, console).run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The local cloud is stopped: skip the interpreter's final garbage collection, which takes
+    # tens of seconds over moto's backends.
+    os._exit(code)

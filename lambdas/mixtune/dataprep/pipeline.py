@@ -9,6 +9,7 @@ serialises with orjson; pydantic is used only at the boundaries (options and rep
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,17 +21,19 @@ import orjson
 
 from mixtune import storage
 from mixtune.dataprep.convert import Conversation, Converter, detect_shape
+from mixtune.dataprep.dedupe import Deduper
 from mixtune.dataprep.errors import DatasetError, RecordError
 from mixtune.dataprep.loaders import RowSource
 from mixtune.dataprep.report import Counts, ErrorEntry, PrepareOptions, PrepareReport, TokenStats
 from mixtune.dataprep.sanitize import Sanitizer, default_table
-from mixtune.dataprep.split import DigestSet, Splitter
+from mixtune.dataprep.split import Splitter
 from mixtune.dataprep.tokens import estimate_tokens
 from mixtune.dataprep.validate import Validator
 from mixtune.records import SCHEMA_VERSION, ConversationRecord
 
 OUTPUT_FILES = ("prepared.jsonl", "eval.jsonl", "rejected.jsonl")
 PROGRESS_EVERY = 16384
+DUPLICATE_MESSAGE = "an exact duplicate of an earlier record"
 _MAX_LABELS_REPORTED = 1000
 
 
@@ -109,7 +112,6 @@ def prepare_dataset(
     count_tokens, token_method = _token_counter(options)
     validator = Validator(sanitizer, options.max_tokens, count_tokens)
     splitter = Splitter(options.eval_share, options.seed)
-    seen = DigestSet() if options.dedupe else None
     salt = options.seed.to_bytes(8, "big", signed=True)
     rule_counts: Counter[str] = Counter()
     sanitize_counts: Counter[str] = Counter()
@@ -123,7 +125,10 @@ def prepare_dataset(
     is_eval = splitter.is_eval
     count_all_tokens = options.max_tokens is None  # otherwise the validator already counted
 
+    dedupe = Deduper(options.dedupe_memory_digests) if options.dedupe else None
     with ExitStack() as stack:
+        if dedupe is not None:  # on failure remove its spill files; on success they are used below
+            stack.push(lambda failed, *_: dedupe.close() if failed else None)
         sinks = {
             name: _Sink(stack.enter_context(storage.open_write(storage.join(out_uri, name))))
             for name in OUTPUT_FILES
@@ -137,12 +142,7 @@ def prepare_dataset(
             rule_counts[error.rule] += 1
             if len(errors) < options.max_errors:
                 errors.append(ErrorEntry(line=error.line, rule=error.rule, message=error.message))
-            entry = {"line": error.line, "rule": error.rule, "reason": error.message, "record": error.raw}
-            try:
-                rejected_sink.add(orjson.dumps(entry, default=str))
-            except (TypeError, orjson.JSONEncodeError):
-                entry["record"] = None
-                rejected_sink.add(orjson.dumps(entry))
+            rejected_sink.add(_rejected_line(error))
 
         n_input = n_kept = n_sanitized = n_train = n_eval = 0
         token_total = token_max = 0
@@ -208,8 +208,8 @@ def prepare_dataset(
                 continue
             data = record_line(system, turns)
             digest = from_bytes(blake2b(data, digest_size=8, salt=salt).digest(), "big")
-            if seen is not None and not seen.add(digest):
-                reject(RecordError(line, "duplicate", "an exact duplicate of an earlier record", row))
+            if dedupe is not None and not dedupe.first_sight(digest):
+                reject(RecordError(line, "duplicate", DUPLICATE_MESSAGE, row))
                 continue
             if count_all_tokens:
                 if estimate:
@@ -230,9 +230,13 @@ def prepare_dataset(
             if label is not None and len(labels) < _MAX_LABELS_REPORTED:
                 labels.add(label)
             if is_eval(digest, label):
+                if dedupe is not None and dedupe.spilling:
+                    dedupe.spill(digest, n_input, True, n_eval)
                 n_eval += 1
                 eval_sink.add(data)
             else:
+                if dedupe is not None and dedupe.spilling:
+                    dedupe.spill(digest, n_input, False, n_train)
                 n_train += 1
                 train_sink.add(data)
         counts = Counts(
@@ -246,6 +250,17 @@ def prepare_dataset(
         tokens = TokenStats(total=token_total, max=token_max, method=token_method)
         for sink in sinks.values():
             sink.flush()
+    output_sha256 = {name: sink.digest.hexdigest() for name, sink in sinks.items()}
+    if dedupe is not None:
+        with dedupe:  # the outputs are in place now: move any late duplicates out of them
+            if dedupe.resolve():
+                with _LateFix(dedupe, source_uri, options, converter, sanitizer, salt, count_tokens) as fix:  # type: ignore[arg-type]
+                    output_sha256 = fix.rewrite_outputs(out_uri, output_sha256)
+                    counts, tokens = fix.adjust(counts, tokens, count_all_tokens)
+                rule_counts["duplicate"] += dedupe.late
+                sanitize_counts.subtract(fix.sanitize_counts)
+                sanitize_counts = +sanitize_counts  # drop rules whose count fell to zero
+                errors = sorted(errors + fix.errors, key=lambda e: e.line)[: options.max_errors]
     if not count_all_tokens:
         tokens = _recount_tokens(out_uri, count_tokens, token_method)
 
@@ -267,7 +282,7 @@ def prepare_dataset(
         errors=errors,
         tokens=tokens,
         input_sha256=source.sha256,
-        output_sha256={name: sink.digest.hexdigest() for name, sink in sinks.items()},
+        output_sha256=output_sha256,
         options=options,
         seconds=round(time.perf_counter() - started, 3),
     )
@@ -276,6 +291,149 @@ def prepare_dataset(
     if progress is not None:
         progress(Progress(counts.input, source.bytes_read, source.total_bytes))
     return report
+
+
+def _rejected_line(error: RecordError) -> bytes:
+    entry = {"line": error.line, "rule": error.rule, "reason": error.message, "record": error.raw}
+    try:
+        return orjson.dumps(entry, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        entry["record"] = None
+        return orjson.dumps(entry)
+
+
+class _LateFix:
+    """Moves late duplicates (found after the dedupe budget spilled) to ``rejected.jsonl``.
+
+    A second read of the source recovers each one's line, raw row and sanitizer repairs
+    (so ``rejected.jsonl`` and the counts read as if it had been rejected on sight); one
+    filtering pass over the outputs drops them. Both happen only when there is one.
+    """
+
+    def __init__(
+        self,
+        dedupe: Deduper,
+        source_uri: str,
+        options: PrepareOptions,
+        converter: Converter,
+        sanitizer: Sanitizer,
+        salt: bytes,
+        count_tokens: Callable[[str], int],
+    ) -> None:
+        self.dedupe = dedupe
+        self.sanitize_counts: Counter[str] = Counter()
+        self.sanitized = self.tokens = self.in_eval = 0
+        self.errors: list[ErrorEntry] = []
+        self._rejected = tempfile.TemporaryFile()  # noqa: SIM115  (closed by __exit__)
+        try:
+            self._replay(source_uri, options, converter, sanitizer, salt, count_tokens)
+        except BaseException:
+            self._rejected.close()
+            raise
+
+    def _replay(
+        self,
+        source_uri: str,
+        options: PrepareOptions,
+        converter: Converter,
+        sanitizer: Sanitizer,
+        salt: bytes,
+        count_tokens: Callable[[str], int],
+    ) -> None:
+        """Read the source again for the late duplicates' lines, raw rows and repairs."""
+        pending = self.dedupe.late_duplicates()
+        item = next(pending)
+        source = RowSource(source_uri, options.format, options.max_record_bytes)
+        rows = iter(source)
+        try:
+            for seq, (line, row) in enumerate(rows, start=1):
+                if seq < item.seq:
+                    continue
+                converted = converter.convert(line, row)
+                if converted.__class__ is RecordError:
+                    raise DatasetError(source_uri, "the file changed while it was being prepared", line)
+                system, turns, _ = converted  # type: ignore[misc]
+                changes: Counter[str] = Counter()
+                if options.sanitize:
+                    if system is not None and sanitizer.needs_work(system):
+                        system = sanitizer.sanitize_text(system, changes)
+                    turns = [
+                        (role, sanitizer.sanitize_text(text, changes) if sanitizer.needs_work(text) else text)
+                        for role, text in turns
+                    ]
+                data = record_line(system, turns)
+                digest = int.from_bytes(hashlib.blake2b(data, digest_size=8, salt=salt).digest(), "big")
+                if (digest or 1) != item.digest:
+                    raise DatasetError(source_uri, "the file changed while it was being prepared", line)
+                if changes:
+                    self.sanitized += 1
+                    self.sanitize_counts.update(changes)
+                self.tokens += sum(count_tokens(text) for _, text in turns) + (
+                    count_tokens(system) if system else 0
+                )
+                self.in_eval += item.in_eval
+                error = RecordError(line, "duplicate", DUPLICATE_MESSAGE, row)
+                self._rejected.write(_rejected_line(error) + b"\n")
+                if len(self.errors) < options.max_errors:
+                    self.errors.append(ErrorEntry(line=line, rule=error.rule, message=error.message))
+                item = next(pending, None)  # type: ignore[arg-type]
+                if item is None:
+                    break
+        finally:
+            rows.close()  # type: ignore[attr-defined]
+        if item is not None:
+            raise DatasetError(source_uri, "the file changed while it was being prepared")
+
+    def __enter__(self) -> _LateFix:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._rejected.close()
+
+    def rewrite_outputs(self, out_uri: str, hashes: dict[str, str]) -> dict[str, str]:
+        """Drop the late duplicates from the splits, append them to rejected; new hashes."""
+        hashes = dict(hashes)
+        for name, in_eval in (("prepared.jsonl", False), ("eval.jsonl", True)):
+            dropped = self.in_eval if in_eval else self.dedupe.late - self.in_eval
+            if dropped:
+                drop = (item.position for item in self.dedupe.late_duplicates() if item.in_eval is in_eval)
+                hashes[name] = _rewrite(storage.join(out_uri, name), drop)
+        self._rejected.seek(0)
+        hashes["rejected.jsonl"] = _rewrite(storage.join(out_uri, "rejected.jsonl"), iter(()), self._rejected)
+        return hashes
+
+    def adjust(self, counts: Counts, tokens: TokenStats, tokens_counted: bool) -> tuple[Counts, TokenStats]:
+        in_eval, n = self.in_eval, self.dedupe.late
+        counts = Counts(
+            input=counts.input,
+            kept=counts.kept - n,
+            sanitized=counts.sanitized - self.sanitized,
+            rejected=counts.rejected + n,
+            train=counts.train - (n - in_eval),
+            eval=counts.eval - in_eval,
+        )
+        if tokens_counted:  # the max stays: the kept first occurrence has the same size
+            tokens = TokenStats(total=tokens.total - self.tokens, max=tokens.max, method=tokens.method)
+        return counts, tokens
+
+
+def _rewrite(uri: str, drop: Iterator[int], extra: IO[bytes] | None = None) -> str:
+    """Rewrite a JSONL output without the lines ``drop`` names (0-based, ascending), then
+    append the lines of ``extra``. Safe in place: ``open_write`` writes beside the target
+    (or spools, for S3) and replaces it only when done. Returns the new file's sha256.
+    """
+    skip = next(drop, -1)
+    with storage.open_read(uri) as reader, storage.open_write(uri) as writer:
+        sink = _Sink(writer)
+        for index, raw in enumerate(reader):
+            if index == skip:
+                skip = next(drop, -1)
+                continue
+            sink.add(raw[:-1] if raw.endswith(b"\n") else raw)
+        for raw in extra or ():
+            sink.add(raw[:-1] if raw.endswith(b"\n") else raw)
+        sink.flush()
+    return sink.digest.hexdigest()
 
 
 def _recount_tokens(out_uri: str, count: Callable[[str], int], method: str) -> TokenStats:

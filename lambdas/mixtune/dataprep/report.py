@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mixtune.dataprep.dedupe import DEFAULT_MEMORY_DIGESTS
 from mixtune.dataprep.loaders import DEFAULT_MAX_RECORD_BYTES
 
 
@@ -34,6 +35,11 @@ class PrepareOptions(BaseModel):
     max_records: int | None = Field(default=None, ge=1)
     sanitize: bool = True
     dedupe: bool = True
+    dedupe_memory_digests: int = Field(
+        default=DEFAULT_MEMORY_DIGESTS,
+        ge=1,
+        description="digests held in memory for exact dedupe; beyond this they spill to disk",
+    )
     extra_reserved_tokens: list[str] = Field(default_factory=list)
     max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, gt=0)
     max_errors: int = Field(default=20, ge=0, description="how many rejections the report lists")

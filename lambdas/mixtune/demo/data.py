@@ -6,6 +6,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,10 @@ def rehearsal_data(
     if proc.returncode != 0 or not produced.is_file():
         raise UsageError(f"generating rehearsal data failed (exit {proc.returncode}); see {log_path}")
     produced.replace(target)
+    manifest = partial / "rehearsal.manifest.json"
+    if manifest.is_file():
+        manifest.replace(folder / manifest.name)
+    shutil.rmtree(partial, ignore_errors=True)
     return target, False
 
 

@@ -98,7 +98,8 @@ def plot_scores(rows: list[ScoreRow], path: Path) -> Path | None:
         bars = ax.bar(["base", "tuned"], [row.base or 0.0, row.tuned or 0.0], color=["#9aa5b1", "#2f80ed"])
         ax.bar_label(bars, fmt="%.3f", fontsize=8)
         ax.set_title(row.name, fontsize=9)
-        ax.margins(y=0.15)
+        top = max(row.base or 0.0, row.tuned or 0.0)
+        ax.set_ylim(0, top * 1.2 if top > 0 else 1.0)  # scores and losses are >= 0
     fig.suptitle("base vs tuned")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

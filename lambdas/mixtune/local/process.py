@@ -12,6 +12,14 @@ from pathlib import Path
 from mixtune.local.cloud import stop_processes
 from mixtune.local.state import LocalState, read_state
 
+# `python -m mixtune.cli` would load the CLI module twice (as __main__ and as mixtune.cli), and
+# its UsageError would then escape main(); call main() of the one module instead.
+MIXTUNE_COMMAND = (
+    sys.executable,
+    "-c",
+    "import sys; from mixtune.cli import main; sys.exit(main(sys.argv[1:]))",
+)
+
 
 def wait_for_state(
     state_dir: Path | str, pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: float
@@ -67,7 +75,7 @@ class LocalCloudProcess:
     def start(self) -> LocalState:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "mixtune.cli", "local", "up", "--port", "0", "--api-port", "0",
+            *MIXTUNE_COMMAND, "local", "up", "--port", "0", "--api-port", "0",
             "--state-dir", str(self.state_dir), "--lambda-mode", self.lambda_mode,
         ]  # fmt: skip
         env = {**os.environ, **self.env}

@@ -1,8 +1,9 @@
 """Streaming over JSON-lines files without holding parsed records.
 
-The mixer reads each source twice, in order, in blocks of whole lines: once to count
-(and, when asked, to measure tokens and check for contamination), once to route the chosen
-lines to shuffle buckets. Each chosen line goes to a uniformly random bucket; each bucket
+The mixer reads each source twice, in order, in large blocks: once to count lines and hash
+the bytes (and, when asked, to measure tokens with numpy over whole blocks, see
+:func:`block_tokens`, or to check for contamination, which parses every line), once to
+route the chosen lines to shuffle buckets. Each chosen line goes to a uniformly random bucket; each bucket
 is then permuted in memory and written out. Buckets are small, and beyond a memory budget
 they wait in temporary files, so memory stays bounded whatever the data size.
 
@@ -27,7 +28,7 @@ import orjson
 
 from mixtune import storage
 from mixtune.dataprep.errors import DatasetError
-from mixtune.dataprep.tokens import estimate_record_tokens
+from mixtune.dataprep.tokens import CHARS_PER_TOKEN, estimate_record_tokens
 
 BLOCK_BYTES = 8 << 20
 BUCKET_BYTES = 16 << 20
@@ -107,6 +108,22 @@ def iter_line_blocks(uri: str, hasher: Digest | None = None) -> Iterator[bytes]:
             yield block if block.endswith(b"\n") else block + b"\n"
 
 
+def count_lines(uri: str, hasher: Digest) -> int:
+    """Lines of a file (a last line without a newline counts), hashing its bytes as read.
+
+    Raw blocks, not whole lines: nothing is split or joined. Blank lines are caught when
+    chosen lines are routed; prepared files never hold them.
+    """
+    lines = 0
+    last = b"\n"
+    with storage.open_read(uri) as stream, Background() as worker:
+        while chunk := stream.read(BLOCK_BYTES):
+            worker.submit(hasher.update, chunk)
+            lines += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n")))
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
 def record_texts(obj: object) -> list[str]:
     """The texts of a parsed record dict, system first, as ``ConversationRecord.texts()``.
 
@@ -158,37 +175,27 @@ def scan_source(
     hasher = Digest()
     lines = 0
     if not measure_tokens and is_contaminated is None:
-        # Blank lines are caught when chosen lines are routed (a scan here costs a third of a
-        # pass); prepared files never hold them.
-        for block in iter_line_blocks(uri, hasher):
-            lines += block.count(b"\n")
+        lines = count_lines(uri, hasher)
         return Scan(lines=lines, bytes=hasher.size, sha256=hasher.hexdigest())
     token_parts: list[np.ndarray] = []
     eligible_parts: list[np.ndarray] = []
     contaminated = 0
     for block in iter_line_blocks(uri, hasher):
-        block_tokens: list[int] = []
+        if is_contaminated is None:
+            token_parts.append(block_tokens(uri, lines, block))
+            lines += len(token_parts[-1])
+            continue
+        tokens_here: list[int] = []
         block_ok: list[bool] = []
         for line in block.split(b"\n")[:-1]:
             lines += 1
-            try:
-                obj = orjson.loads(line)
-                texts = record_texts(obj)
-            except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
-                reason = (
-                    "blank line" if not line.strip() else f"not a conversation record ({type(exc).__name__})"
-                )
-                raise DatasetError(
-                    uri, f"{reason}; a prepared file holds one record per line", lines
-                ) from None
-            block_tokens.append(estimate_record_tokens(texts))
-            if is_contaminated is not None:
-                bad = is_contaminated(texts, _user_texts(obj))
-                contaminated += bad
-                block_ok.append(not bad)
-        token_parts.append(np.asarray(block_tokens, dtype=np.int64))
-        if is_contaminated is not None:
-            eligible_parts.append(np.asarray(block_ok, dtype=bool))
+            texts, obj = _parse_line(uri, lines, line)
+            tokens_here.append(estimate_record_tokens(texts))
+            bad = is_contaminated(texts, _user_texts(obj))
+            contaminated += bad
+            block_ok.append(not bad)
+        token_parts.append(np.asarray(tokens_here, dtype=np.int64))
+        eligible_parts.append(np.asarray(block_ok, dtype=bool))
     tokens = np.concatenate(token_parts) if token_parts else np.empty(0, dtype=np.int64)
     eligible = (
         (np.concatenate(eligible_parts) if eligible_parts else np.empty(0, dtype=bool))
@@ -199,10 +206,65 @@ def scan_source(
         lines=lines,
         bytes=hasher.size,
         sha256=hasher.hexdigest(),
-        tokens=tokens if measure_tokens or is_contaminated else None,
+        tokens=tokens,
         eligible=eligible,
         contaminated=contaminated,
     )
+
+
+def _parse_line(uri: str, line_no: int, line: bytes) -> tuple[list[str], dict]:
+    """A line's texts and parsed record; a DatasetError naming the line when it is not one."""
+    try:
+        obj = orjson.loads(line)
+        return record_texts(obj), obj
+    except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+        reason = "blank line" if not line.strip() else f"not a conversation record ({type(exc).__name__})"
+        raise DatasetError(uri, f"{reason}; a prepared file holds one record per line", line_no) from None
+
+
+_TEXT_KEY = np.frombuffer(b'"text":"', dtype=np.uint8)
+
+
+def block_tokens(uri: str, first: int, block: bytes) -> np.ndarray:
+    """Token estimate of every line of a block of whole lines, without parsing most of them.
+
+    Records hold texts only under ``"text"`` keys (the record models forbid other fields).
+    In a line with no backslash and no non-ASCII byte no string holds a quote, so every
+    ``"text":"`` is a text key, its value ends at the next quote, and its character count is
+    the distance between the two: numpy measures all such lines of a block at once. Other
+    lines (escapes, non-ASCII text, blank, not one object, no text) are parsed one by one as
+    before, which also reports a malformed line. ``first``: lines before the block.
+    """
+    buf = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    count = len(ends)
+    starts = np.empty(count, dtype=np.int64)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    simple = ends > starts
+    simple[simple] &= (buf[starts[simple]] == ord("{")) & (buf[ends[simple] - 1] == ord("}"))
+    if not block.isascii() or b"\\" in block:
+        special = np.flatnonzero((buf == ord("\\")) | (buf >= 0x80))
+        # Per-line counts from cumulative counts at the line ends.
+        simple &= np.diff(np.searchsorted(special, ends), prepend=0) == 0
+    # Text values: a colon with '"text"' before it and a quote after it.
+    key = len(_TEXT_KEY) - 2  # bytes of '"text"' before the colon
+    colons = np.flatnonzero(buf[key:-1] == ord(":")) + key
+    colons = colons[buf[colons + 1] == ord('"')]
+    for back in range(1, key + 1):
+        colons = colons[buf[colons - back] == _TEXT_KEY[key - back]]
+    opens = colons + 1
+    quotes = np.flatnonzero(buf == ord('"'))
+    closes = quotes[np.minimum(np.searchsorted(quotes, opens, side="right"), len(quotes) - 1)]
+    owner = np.searchsorted(ends, opens)
+    per_text = (closes - opens - 1 + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+    tokens = np.bincount(owner, weights=per_text, minlength=count).astype(np.int64)
+    # A line with no text at all is parsed, so that a line that is no record is reported.
+    simple &= np.bincount(owner, minlength=count) > 0
+    for index in np.flatnonzero(~simple).tolist():
+        texts, _ = _parse_line(uri, first + index + 1, block[starts[index] : ends[index]])
+        tokens[index] = estimate_record_tokens(texts)
+    return tokens
 
 
 def _user_texts(obj: dict) -> list[str]:
@@ -281,7 +343,8 @@ def shuffle_write(
                 lines = bucket.lines_in_order()
                 if not lines:
                     continue
-                out = b"\n".join(_gather(lines, shuffle_rng(index).permutation(len(lines)))) + b"\n"
+                # A trailing empty item gives the last newline without copying the bucket again.
+                out = b"\n".join((*_gather(lines, shuffle_rng(index).permutation(len(lines))), b""))
                 written += len(lines)
                 del lines
                 worker.submit(digest.update, out)
@@ -355,7 +418,7 @@ def _route_block(
         if bucket.handle is None:
             bucket.held.append(picked[start:stop])
         else:
-            worker.submit(bucket.handle.write, b"\n".join(picked[start:stop]) + b"\n")
+            worker.submit(bucket.handle.write, b"\n".join((*picked[start:stop], b"")))
         bucket.lines += stop - start
         start = stop
 

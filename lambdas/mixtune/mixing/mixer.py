@@ -1,8 +1,9 @@
 """The mixer: domain records plus general records at an exact, reproducible ratio.
 
 1. Resolve catalog sources to prepared files (converting those that are not).
-2. First pass over every file: count lines, hash bytes; when the unit is tokens, token
-   counts are wanted or decontamination is on, parse each line for its texts.
+2. First pass over every file: count lines, hash bytes; when the unit is tokens or token
+   counts are wanted, measure each line's texts (numpy over whole blocks, parsing only
+   lines with escapes or non-ASCII text); with decontamination, parse each line.
 3. Plan exact counts (largest remainder) or token targets, and choose line indices per
    source with a seeded generator: without replacement unless a source is too small.
 4. A seeded permutation gives every chosen line its output position; the lines are

@@ -1,0 +1,7 @@
+"""`python -m mixtune`: the `mixtune` command."""
+
+import sys
+
+from mixtune.cli import main
+
+sys.exit(main())
