@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default=".mixtune/demo", help="where the data, logs and report go")
     parser.add_argument("--train-steps", type=int, default=None, help="override the plan's LoRA steps")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds to follow the run before giving up")
+    parser.add_argument(
+        "--timeout", type=int, default=None, help="seconds to follow the run before giving up"
+    )
     parser.set_defaults(func=run)
 
 
@@ -33,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
         plan = plan.model_copy(update={"train_steps": args.train_steps})
     if args.timeout:
         plan = plan.model_copy(update={"timeout_s": args.timeout})
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # so the local cloud stops its workers and jobs on the way out
+
+    # Set explicitly: a process started in the background inherits SIGINT ignored.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
     console = Console()
     console.rule(
         f"mixtune demo: {plan.base_model}, {plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix"

@@ -118,6 +118,7 @@ class Deduper:
             late = array("Q", [value for triple in found for value in triple])
             (self._dir / f"{part:03d}.late").write_bytes(late.tobytes())  # type: ignore[operator]
             self.late += len(found)
+        self._buffers = [array("Q") for _ in range(PARTITIONS)]  # release the write buffers
         return self.late
 
     def late_duplicates(self) -> Iterator[LateDuplicate]:

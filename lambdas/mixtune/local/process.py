@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from mixtune.local.cloud import stop_processes
 from mixtune.local.state import LocalState, read_state
@@ -35,6 +36,16 @@ def wait_for_state(
     raise TimeoutError(f"the local cloud (pid {pid}) was not ready within {timeout_s:.0f} s")
 
 
+def _exited(process: Any) -> bool:
+    """Gone, or a zombie: exited and waiting for its parent (maybe not us) to reap it."""
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def stop_pid(pid: int, timeout_s: float = 20.0) -> bool:
     """SIGTERM the local cloud ``pid`` (it stops its workers and jobs), then kill leftovers.
 
@@ -48,8 +59,11 @@ def stop_pid(pid: int, timeout_s: float = 20.0) -> bool:
     except psutil.NoSuchProcess:
         return False
     os.kill(pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs([process], timeout=timeout_s)
-    stop_processes([p for p in [*alive, *descendants] if p.is_running()], timeout_s=5)
+    deadline = time.monotonic() + timeout_s
+    while not _exited(process) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftovers = [p for p in [process, *descendants] if not _exited(p)]
+    stop_processes(leftovers, timeout_s=5)
     return True
 
 
