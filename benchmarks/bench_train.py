@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from mixtune.records import ConversationRecord
 from mixtune.sample_data import INTENTS, support_intents
 from mixtune.training_config import TrainConfig
 
+RUNS = ("mixtune LoRA, no packing", "mixtune LoRA, packing", "plain TRL SFTTrainer defaults")
 SYSTEM = f"Classify the customer message. Answer with one label only: {', '.join(INTENTS)}."
 
 
@@ -115,37 +117,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--records", type=int, default=400)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--only", type=int, choices=range(len(RUNS)), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     import torch
 
     from mixtune_training.common import quiet_progress
 
-    quiet_progress()
-    torch.manual_seed(0)
+    if args.only is not None:  # child: one run per process, so its peak memory is its own
+        quiet_progress()
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "train.jsonl"
+            records = write_records(data, args.records)
+            if args.only == 2:
+                result = run_plain_trl(records, Path(tmp) / "out", args)
+            else:
+                result = run_mixtune(data, Path(tmp) / "out", args, packing=args.only == 1)
+        result.update(peak_memory_mb=peak_memory_mb())
+        print("RESULT " + json.dumps(result))
+        return 0
+
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "train.jsonl"
-        records = write_records(data, args.records)
-        runs = [
-            ("mixtune LoRA, no packing", lambda: run_mixtune(data, Path(tmp) / "a", args, packing=False)),
-            ("mixtune LoRA, packing", lambda: run_mixtune(data, Path(tmp) / "b", args, packing=True)),
-            ("plain TRL SFTTrainer defaults", lambda: run_plain_trl(records, Path(tmp) / "c", args)),
-        ]
-        for name, run in runs:
-            result = run()
-            result.update(
-                name=name,
-                tokens_per_s=result["tokens"] / result["seconds"] if result["seconds"] else 0.0,
-                peak_memory_mb=peak_memory_mb(),
-            )
-            rows.append(result)
-            print(json.dumps(result), file=sys.stderr)
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"cpu ({torch.get_num_threads()} threads)"
-    )
+    for index, name in enumerate(RUNS):
+        child_args = [a for a in (argv if argv is not None else sys.argv[1:])]
+        child = [sys.executable, __file__, *child_args, "--only", str(index)]
+        output = subprocess.run(child, capture_output=True, text=True, check=True).stdout
+        result = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
+        result.update(
+            name=name, tokens_per_s=result["tokens"] / result["seconds"] if result["seconds"] else 0.0
+        )
+        rows.append(result)
+        print(json.dumps(result), file=sys.stderr)
+    threads = torch.get_num_threads()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({threads} threads)"
     print(
         f"\n{args.base_model}, {args.steps} steps, batch {args.batch_size}, max_length {args.max_length}, {device}\n"
     )
