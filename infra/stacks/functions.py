@@ -16,33 +16,14 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mixtune.functions import FunctionDef
-from mixtune.settings import Settings
 
 from .config import InfraConfig
 from .layer import ARCHITECTURE, RUNTIME
 from .paths import LAMBDAS_DIR
 
 SERVICE_NAME = "mixtune"
-ENV_PREFIX = Settings.model_config.get("env_prefix", "MIXTUNE_")
 # Left out of the function asset: caches, and the local cloud that only the CLI runs.
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info", "mixtune/local"]
-
-
-def settings_environment(values: Mapping[str, str]) -> dict[str, str]:
-    """`MIXTUNE_*` variables for every Settings field: the stack's value, else the field's default.
-
-    Every field is written out, so a deployed function shows its whole configuration; a value
-    for a name that is not a Settings field is a mistake and fails synth.
-    """
-    fields = Settings.model_fields
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"not mixtune.settings.Settings fields: {sorted(unknown)}")
-    environment = {}
-    for name, info in sorted(fields.items()):
-        value = values[name] if name in values else info.get_default(call_default_factory=True)
-        environment[f"{ENV_PREFIX}{name.upper()}"] = value if isinstance(value, str) else str(value)
-    return environment
 
 
 def powertools_environment(metrics_namespace: str) -> dict[str, str]:

@@ -17,10 +17,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mixtune.functions import FUNCTIONS, FunctionDef, function
+from mixtune.settings import settings_environment
 
 from .asl import check_placeholders, load_definition
 from .config import InfraConfig, ScheduleConfig
-from .functions import FunctionFactory, powertools_environment, retention, settings_environment
+from .functions import FunctionFactory, powertools_environment, retention
 from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
 from .layer import dependencies_layer
 from .nag import acknowledge

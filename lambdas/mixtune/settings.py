@@ -6,8 +6,10 @@ nothing else in the package reads ``os.environ`` for configuration.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +45,31 @@ class Settings(BaseSettings):
     max_polls: int = 720
     # The prepare function, invoked asynchronously by the API and the schedule.
     prepare_function_name: str = "mixtune-prepare"
+    # The run config (mixtune.runs.RunConfig fields, as JSON in the environment) that runs
+    # started by a dataset dropped in S3 or by a schedule get: what the API's POST /runs
+    # would otherwise carry (mix, train, evaluation, gate, ...).
+    default_run_config: dict[str, Any] = {}
+
+
+ENV_PREFIX = Settings.model_config.get("env_prefix", "MIXTUNE_")
+
+
+def settings_environment(values: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The ``MIXTUNE_*`` variables for every Settings field: the given value, else the default.
+
+    Every field is written, so a deployed function shows its whole configuration. Values are
+    not validated here (the CDK app passes deploy-time tokens); non-strings become JSON, which
+    pydantic-settings reads back. A name that is not a field is a mistake and raises.
+    """
+    given = dict(values or {})
+    unknown = set(given) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"not mixtune.settings.Settings fields: {sorted(unknown)}")
+    environment = {}
+    for name, info in sorted(Settings.model_fields.items()):
+        value = given[name] if name in given else info.get_default(call_default_factory=True)
+        environment[f"{ENV_PREFIX}{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return environment
 
 
 @lru_cache(maxsize=1)

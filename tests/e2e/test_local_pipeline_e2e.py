@@ -72,6 +72,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalState]:
         "MIXTUNE_POLL_SECONDS": "1",
         "MIXTUNE_CATALOG_URI": "s3://mixtune-work/general/catalog.json",
         "MIXTUNE_LOCAL_WORKDIR": str(root / "jobs"),
+        # What a dropped file's run gets (a run started by POST /runs carries its own).
+        "MIXTUNE_DEFAULT_RUN_CONFIG": json.dumps(run_config()),
     }
     process = LocalCloudProcess(root / "state", env=env)
     try:
@@ -143,14 +145,6 @@ def api(state: LocalState, method: str, path: str, body: dict[str, Any] | None =
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def start_run(state: LocalState, uri: str, dataset: str) -> str:
-    status, body = api(
-        state, "POST", "/runs", {"dataset_uri": uri, "dataset": dataset, "config": run_config()}
-    )
-    assert status == 202, body
-    return str(body["run_id"])
-
-
 def wait_for_run(state: LocalState, run_id: str | None = None, dataset: str | None = None) -> dict[str, Any]:
     """The run once it is terminal (and its execution, if any, has ended)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -201,15 +195,27 @@ def report_of(state: LocalState, run: dict[str, Any]) -> dict[str, Any]:
 def uploads(
     cloud: LocalState, queue: tuple[Any, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """Both uploads at once (one training run keeps the suite short): a dataset some of whose
-    rows carry template collisions, started through the API with a tiny-model config, and an
-    invalid file dropped under incoming/ (the S3 notification path)."""
+    """Both uploads at once (one training run keeps the suite short), each dropped under
+    incoming/ (the S3 notification path, runs configured by the service's default run
+    config): a dataset some of whose rows carry template collisions, and an invalid file."""
     folder = tmp_path_factory.mktemp("uploads")
     rows = support_intents(48, seed=1, collision_share=0.25)
-    uri = upload(cloud, folder, "uploads/support.jsonl", rows)
-    run_id = start_run(cloud, uri, "support")
+    upload(cloud, folder, "incoming/support.jsonl", rows)
     upload(cloud, folder, "incoming/broken.jsonl", '{"text": "no label here"\nnot json at all\n')
+    run_id = wait_for_run_id(cloud, "support")
     return {"run_id": run_id, "rows": rows}
+
+
+def wait_for_run_id(state: LocalState, dataset: str) -> str:
+    """The id of the run a dropped file started (the prepare function creates it)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        _, body = api(state, "GET", f"/runs?dataset={dataset}")
+        runs = body.get("runs", []) if isinstance(body, dict) else []
+        if runs:
+            return str(runs[0]["run_id"])
+        time.sleep(0.5)
+    raise AssertionError(f"no run for dataset {dataset!r} after 120 s")
 
 
 def test_uploaded_dataset_runs_to_succeeded_with_metrics_sns_and_api(

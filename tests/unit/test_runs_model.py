@@ -86,3 +86,18 @@ def test_run_config_resolves_service_defaults() -> None:
     )
     explicit = RunConfig(poll_seconds=0, backend="sagemaker").resolved(settings)
     assert (explicit.poll_seconds, explicit.backend) == (0, "sagemaker")
+
+
+def test_unconfigured_runs_take_the_service_default_run_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIXTUNE_DEFAULT_RUN_CONFIG", '{"mix": {"domain_percent": 75}, "smoke_steps": 2}')
+    monkeypatch.setenv("MIXTUNE_POLL_SECONDS", "1")
+    config = RunConfig.service_default(Settings())
+    assert config.mix == {"domain_percent": 75}
+    assert config.smoke_steps == 2
+    assert config.poll_seconds == 1
+
+
+def test_an_invalid_service_default_run_config_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIXTUNE_DEFAULT_RUN_CONFIG", '{"no_such_field": 1}')
+    with pytest.raises(ValidationError, match="no_such_field"):
+        RunConfig.service_default(Settings())

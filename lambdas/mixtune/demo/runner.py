@@ -177,6 +177,10 @@ class Demo:
                 "catalog_uri": f"s3://{work_bucket}/{GENERAL_PREFIX}/catalog.json",
                 "poll_seconds": 1,
                 "max_polls": 3600,
+                # A dropped file's run is configured by the service: the demo's plan.
+                "default_run_config": plan.run_config(
+                    general_uri=f"s3://{work_bucket}/{GENERAL_PREFIX}/heldout.jsonl"
+                ),
             }
         )
         cloud = LocalCloud(port=0, api_port=0, state_dir=self.out_dir / "local", settings=settings)
@@ -200,13 +204,10 @@ class Demo:
             Body=catalog_text("self-rehearsal.jsonl").encode(),
         )
         queue_url = self._subscribe(cloud)
-        # The demo's own config travels with the run: a staging prefix, then POST /runs.
-        key = DATASET_KEY.replace("incoming/", "uploads/")
-        s3.upload_file(str(dataset), res.raw_bucket, key)
-        self.log(f"uploaded the dataset to s3://{res.raw_bucket}/{key}")
-        config = plan.run_config(general_uri=f"s3://{res.work_bucket}/{GENERAL_PREFIX}/heldout.jsonl")
-        run_id = self._start_run(cloud.api_endpoint, f"s3://{res.raw_bucket}/{key}", config)
-        self.log(f"POST /runs -> run [bold]{run_id}[/bold]")
+        s3.upload_file(str(dataset), res.raw_bucket, DATASET_KEY)
+        self.log(f"dropped the dataset into s3://{res.raw_bucket}/{DATASET_KEY}")
+        run_id = self._wait_for_run_id(cloud.api_endpoint)
+        self.log(f"the S3 notification started run [bold]{run_id}[/bold]")
         follower = RunFollower(cloud.api_endpoint, s3, cloud.client("stepfunctions"), run_id)
         snap = self._follow(follower)
         message = self._sns_message(sqs, queue_url)
@@ -223,15 +224,22 @@ class Demo:
         cloud.client("sns").subscribe(TopicArn=cloud.resources.topic_arn, Protocol="sqs", Endpoint=arn)
         return str(url)
 
-    def _start_run(self, api: str, uri: str, config: dict[str, Any]) -> str:
+    def _wait_for_run_id(self, api: str) -> str:
+        """The run the dropped file started: the prepare function creates it within seconds."""
         import urllib.request
 
-        body = json.dumps({"dataset_uri": uri, "dataset": "support-intents", "config": config}).encode()
-        request = urllib.request.Request(
-            f"{api}/runs", data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return str(json.loads(response.read())["run_id"])
+        from mixtune.runs.model import dataset_name
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(
+                f"{api}/runs?dataset={dataset_name(DATASET_KEY)}", timeout=60
+            ) as response:
+                runs = json.loads(response.read()).get("runs", [])
+            if runs:
+                return str(runs[0]["run_id"])
+            time.sleep(0.5)
+        raise RuntimeError(f"no run appeared for s3://.../{DATASET_KEY} within 120 s")
 
     def _follow(self, follower: RunFollower) -> Snapshot:
         from rich.live import Live

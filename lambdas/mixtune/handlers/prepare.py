@@ -162,7 +162,7 @@ def _ensure_run(request: PrepareRequest) -> Any:
         run_id=request.run_id,
         dataset=request.dataset,
         trigger="s3",
-        config=RunConfig().resolved(get_settings()),
+        config=RunConfig.service_default(get_settings()),
         lineage=Lineage(source_uri=request.source_uri),
     )
     try:

@@ -53,7 +53,7 @@ def rerun(event: ScheduledEvent, datasets: list[str]) -> list[dict[str, Any]]:
             run_id=run_id_for_object(bucket, key, f"schedule:{event.id}"),
             dataset=dataset_name(key),
             trigger="schedule",
-            config=RunConfig().resolved(settings),
+            config=RunConfig.service_default(settings),
             lineage=Lineage(source_uri=uri),
         )
         try:

@@ -20,7 +20,7 @@ import boto3
 from mixtune.functions import FUNCTIONS, FunctionDef
 from mixtune.local.state import Resources
 from mixtune.runs import idempotency_table_definition, table_definition
-from mixtune.settings import Settings
+from mixtune.settings import Settings, settings_environment
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 ROLE_NAME = "mixtune-local-role"
@@ -42,14 +42,6 @@ def substitute_asl(text: str, values: dict[str, str]) -> str:
     if missing:
         raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The `MIXTUNE_*` variables that reproduce ``settings`` (what the CDK app sets)."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        env[f"MIXTUNE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-    return env
 
 
 def _dummy_zip() -> bytes:
@@ -88,7 +80,7 @@ class Deployer:
         settings = settings.model_copy(
             update={"topic_arn": topic_arn, "state_machine_arn": state_machine_arn}
         )
-        env = {**settings_environment(settings), **extra_env}
+        env = {**settings_environment(settings.model_dump()), **extra_env}
 
         functions = self._create_functions(env)
         self._create_state_machine(functions, topic_arn)

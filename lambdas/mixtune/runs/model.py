@@ -79,6 +79,12 @@ class RunConfig(BaseModel):
     poll_seconds: int | None = Field(default=None, ge=0, le=3600)
     max_polls: int | None = Field(default=None, ge=1, le=100000)
 
+    @classmethod
+    def service_default(cls, settings: Settings) -> RunConfig:
+        """The config of a run nobody configured (a dropped file, a schedule): the service's
+        ``default_run_config`` with the service defaults filled in."""
+        return cls.model_validate(settings.default_run_config).resolved(settings)
+
     def resolved(self, settings: Settings) -> RunConfig:
         """Service defaults filled in: what a run records and what its execution gets."""
         return self.model_copy(
