@@ -87,8 +87,10 @@ def test_job_specs_of_the_steps() -> None:
     assert (
         "--max-steps" in smoke.arguments and smoke.arguments[smoke.arguments.index("--max-steps") + 1] == "5"
     )
+    assert "--eval-data" not in smoke.arguments  # a smoke run skips the eval-loss pass
     train = job_spec("r", "train", config, settings, "s3://work/datasets/r/", mix=mix)
     assert train.node_count == 4 and "--max-steps" not in train.arguments
+    assert train.arguments[train.arguments.index("--eval-data") + 1] == "s3://work/datasets/r/eval.jsonl"
     assert train.output_uri == "s3://work/runs/r/train/"
     slot = JobSlot(kind="train", job={}, output_uri=train.output_uri)
     tuned = job_spec("r", "evaluate_tuned", config, settings, "s3://work/datasets/r/", train=slot)

@@ -40,7 +40,9 @@ def train_config(
         "output": output_uri,
     }
     if kind == "smoke":
+        # The smoke run proves the job starts and steps; an eval-loss pass would dwarf it.
         update["max_steps"] = config.smoke_steps
+        update["eval_data"] = None
     return config.train.model_copy(update=update)
 
 
@@ -83,8 +85,9 @@ def job_spec(
     if ENTRY_POINTS[kind] == "train":
         if mix is None:
             raise ValueError(f"the {kind} step needs the mix step's output")
-        args = train_config(kind, config, settings, prepared_uri, mix, output_uri).to_args()
-        inputs = {"data": mix.mixed_uri, "eval_data": storage.join(prepared_uri, "eval.jsonl")}
+        training = train_config(kind, config, settings, prepared_uri, mix, output_uri)
+        args = training.to_args()
+        inputs = {"data": mix.mixed_uri, "eval_data": training.eval_data or ""}
     else:
         evaluation = eval_config(kind, config, settings, prepared_uri, output_uri, train)
         args = evaluation.to_args()
