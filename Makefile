@@ -15,7 +15,7 @@ help:
 	@echo "make test-slow  slow tests: real SmolLM2 training, large data"
 	@echo "make lint       ruff"
 	@echo "make synth      synthesize the CDK app offline into cdk.out/"
-	@echo "make bench      the benchmarks (data prep, mixing, training)"
+	@echo "make bench      the benchmarks (data prep, mixing, training throughput)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,7 @@ synth: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_prepare.py
 	$(BIN)/python benchmarks/bench_mix.py
+	$(BIN)/python benchmarks/bench_train.py --steps 3
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache

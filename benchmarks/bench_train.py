@@ -26,19 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from mixtune.records import ConversationRecord
-from mixtune.sample_data import INTENTS, support_intents
+from mixtune.sample_data import INTENTS, support_intent_records, write_records
 from mixtune.training_config import TrainConfig
 
 RUNS = ("mixtune LoRA, no packing", "mixtune LoRA, packing", "plain TRL SFTTrainer defaults")
 SYSTEM = f"Classify the customer message. Answer with one label only: {', '.join(INTENTS)}."
 
 
-def write_records(path: Path, n: int) -> list[ConversationRecord]:
-    records = [
-        ConversationRecord.from_turns([("user", r["text"]), ("assistant", r["intent"])], system=SYSTEM)
-        for r in support_intents(n, seed=0)
-    ]
-    path.write_text("".join(r.to_json_line() + "\n" for r in records))
+def write_intents(path: Path, n: int) -> list[ConversationRecord]:
+    records = support_intent_records(n, seed=0, system=SYSTEM)
+    write_records(records, path)
     return records
 
 
@@ -129,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "train.jsonl"
-            records = write_records(data, args.records)
+            records = write_intents(data, args.records)
             if args.only == 2:
                 result = run_plain_trl(records, Path(tmp) / "out", args)
             else:

@@ -25,7 +25,7 @@ from pathlib import Path
 from mixtune.evaluation import EvalResult
 from mixtune.mixing import Catalog, MixSpec, load_prompt_bank, mix_datasets
 from mixtune.records import ConversationRecord
-from mixtune.sample_data import INTENTS, support_intents
+from mixtune.sample_data import INTENTS, support_intent_records, write_records
 from mixtune.training_config import EvalConfig, TrainConfig
 
 SYSTEM = f"Classify the customer message. Answer with one label only: {', '.join(INTENTS)}."
@@ -33,17 +33,7 @@ MMLU_SUBJECTS = ["high_school_geography", "marketing", "nutrition", "us_foreign_
 
 
 def write_domain(path: Path, n: int, seed: int) -> Path:
-    rows = support_intents(n, seed=seed)
-    path.write_text(
-        "".join(
-            ConversationRecord.from_turns(
-                [("user", r["text"]), ("assistant", r["intent"])], system=SYSTEM
-            ).to_json_line()
-            + "\n"
-            for r in rows
-        )
-    )
-    return path
+    return write_records(support_intent_records(n, seed=seed, system=SYSTEM), path)
 
 
 def make_rehearsal(out: Path, args: argparse.Namespace) -> tuple[Path, Path]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from aws_cdk import App
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -58,6 +58,8 @@ class InfraConfig(_ContextModel):
     base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     training_image_uri: str = ""
     catalog_uri: str = ""  # "" = s3://<work bucket>/catalog/catalog.yaml
+    # RunConfig fields for runs nobody configured (a dropped file, a schedule).
+    default_run_config: dict[str, Any] = Field(default_factory=dict)
     # Reserved concurrency per function name; 0 leaves the function unreserved.
     reserved_concurrency: dict[str, int] = Field(
         default_factory=lambda: {"prepare": 5, "launch_job": 5, "schedule": 1, "api": 10}
@@ -67,6 +69,14 @@ class InfraConfig(_ContextModel):
     removal_policy: Literal["retain", "destroy"] = "retain"
     rejected_expiry_days: int = Field(30, ge=1)
     tmp_expiry_days: int = Field(7, ge=1)
+
+    @field_validator("default_run_config")
+    @classmethod
+    def _a_valid_run_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from mixtune.runs import RunConfig
+
+        RunConfig.model_validate(value)  # a bad default fails synth, not the first upload
+        return value
 
     @model_validator(mode="after")
     def _hyperpod_names_together(self) -> InfraConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -96,7 +98,7 @@ class PipelineStack(Stack):
 
     # -- settings ---------------------------------------------------------------------------
 
-    def _settings_values(self) -> dict[str, str]:
+    def _settings_values(self) -> dict[str, Any]:
         storage, config = self.storage, self.config
         scheduled = sorted({uri for schedule in config.schedules for uri in schedule.datasets})
         return {
@@ -117,6 +119,7 @@ class PipelineStack(Stack):
             "local_workdir": "/tmp/mixtune",  # Lambda's only writable folder; the local backend is unused here
             "scheduled_datasets": ",".join(scheduled),
             "prepare_function_name": self.prepare_function_name,
+            "default_run_config": config.default_run_config,
         }
 
     # -- functions --------------------------------------------------------------------------

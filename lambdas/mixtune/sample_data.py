@@ -14,6 +14,8 @@ import json
 import random
 from pathlib import Path
 
+from mixtune.records import ConversationRecord
+
 INTENT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "card_lost": (
         "I think I lost my {card} {when}, what should I do?",
@@ -162,4 +164,23 @@ def write_rows(rows: list[dict[str, str]], path: str | Path) -> Path:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     else:
         raise ValueError(f"unsupported suffix {target.suffix!r}: use .jsonl or .csv")
+    return target
+
+
+def support_intent_records(
+    n: int, seed: int = 0, system: str | None = None, collision_share: float = 0.0
+) -> list[ConversationRecord]:
+    """The same rows as conversation records: the message as the user turn, the intent as
+    the assistant's answer (what `mixtune prepare` makes of them, without sanitizing)."""
+    return [
+        ConversationRecord.from_turns([("user", row["text"]), ("assistant", row["intent"])], system=system)
+        for row in support_intents(n, seed=seed, collision_share=collision_share)
+    ]
+
+
+def write_records(records: list[ConversationRecord], path: str | Path) -> Path:
+    """Write records as compact Converse JSONL."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(record.to_json_line() + "\n" for record in records), encoding="utf-8")
     return target

@@ -36,6 +36,13 @@ def test_config_reads_json_text_given_on_the_command_line():
     assert config.reserved_concurrency == {"prepare": 2}
 
 
+def test_config_takes_a_default_run_config_and_refuses_an_invalid_one():
+    app = App(context={"defaultRunConfig": '{"mix": {"domain_percent": 75}, "smoke_steps": 2}'})
+    assert InfraConfig.from_app(app).default_run_config == {"mix": {"domain_percent": 75}, "smoke_steps": 2}
+    with pytest.raises(ValidationError, match="no_such_field"):
+        InfraConfig.model_validate({"defaultRunConfig": {"no_such_field": 1}})
+
+
 def test_config_rejects_a_schedule_that_is_neither_cron_nor_rate():
     with pytest.raises(ValidationError, match="cron"):
         InfraConfig.model_validate({"schedules": [{"name": "bad", "expression": "every day"}]})

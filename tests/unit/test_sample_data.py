@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from mixtune.sample_data import INTENTS, support_intents, write_rows
+from mixtune.records import ConversationRecord
+from mixtune.sample_data import INTENTS, support_intent_records, support_intents, write_records, write_rows
 
 
 def test_same_seed_gives_same_rows_and_another_seed_differs() -> None:
@@ -36,3 +37,14 @@ def test_write_rows_by_suffix(tmp_path) -> None:
     assert [json.loads(line) for line in lines] == rows
     with pytest.raises(ValueError, match="suffix"):
         write_rows(rows, tmp_path / "a.txt")
+
+
+def test_support_intent_records_put_the_intent_in_the_assistant_turn(tmp_path) -> None:
+    rows = support_intents(6, seed=2)
+    records = support_intent_records(6, seed=2, system="Classify.")
+    assert [r.turns() for r in records] == [
+        [("user", row["text"]), ("assistant", row["intent"])] for row in rows
+    ]
+    assert {r.system_text for r in records} == {"Classify."}
+    lines = write_records(records, tmp_path / "r.jsonl").read_text().splitlines()
+    assert [ConversationRecord.from_json_line(line) for line in lines] == records

@@ -10,20 +10,13 @@ import pytest
 
 from mixtune.evaluation import EvalResult
 from mixtune.records import ConversationRecord
-from mixtune.sample_data import support_intents
+from mixtune.sample_data import support_intent_records, write_records
 from mixtune_training import evaluate, generate_rehearsal, train
 from mixtune_training.models import load_model
 
 
 def _write_intents(path: Path, n: int, seed: int) -> Path:
-    lines = [
-        ConversationRecord.from_turns(
-            [("user", row["text"]), ("assistant", row["intent"])], system="Classify."
-        ).to_json_line()
-        for row in support_intents(n, seed=seed)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_records(support_intent_records(n, seed=seed, system="Classify."), path)
 
 
 def _write_mmlu(root: Path) -> Path:

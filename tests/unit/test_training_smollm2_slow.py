@@ -7,25 +7,14 @@ from pathlib import Path
 import pytest
 
 from mixtune.evaluation import EvalResult
-from mixtune.records import ConversationRecord
-from mixtune.sample_data import support_intents
+from mixtune.sample_data import support_intent_records, write_records
 from mixtune_training import evaluate, train
 
 SYSTEM = "Classify the customer message."  # short: every token costs on a CPU
 
 
 def _write(path: Path, n: int, seed: int) -> Path:
-    rows = support_intents(n, seed=seed)
-    path.write_text(
-        "".join(
-            ConversationRecord.from_turns(
-                [("user", r["text"]), ("assistant", r["intent"])], system=SYSTEM
-            ).to_json_line()
-            + "\n"
-            for r in rows
-        )
-    )
-    return path
+    return write_records(support_intent_records(n, seed=seed, system=SYSTEM), path)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from typing import IO, NamedTuple
 
 from mixtune.dataprep.split import DigestSet
 
-DEFAULT_MEMORY_DIGESTS = 2_000_000  # ~32 MB of table; beyond this, digests spill to disk
+DEFAULT_MEMORY_DIGESTS = 250_000  # ~4 MB of table; beyond this, digests spill to disk
 PARTITIONS = 256
 _PARTITION_SHIFT = 64 - (PARTITIONS.bit_length() - 1)
 _FLUSH_ENTRIES = 3 * 1024  # array items (3 per record) buffered per partition: 24 KB
