@@ -1,4 +1,7 @@
-"""Mixing real prepared data: Banking77 from ../shared with two local general sources at 75/25."""
+"""Mixing real prepared data: Banking77 from ../shared with two local general sources at 75/25.
+
+The `shared_data` fixture skips these tests where ../shared is absent (a user's clone).
+"""
 
 from __future__ import annotations
 
