@@ -136,6 +136,9 @@ class LocalCloud:
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        # The interpreter logs every failed state with a dump of its whole definition; the
+        # failure itself is in the execution history and the run item.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self._children_before = {p.pid for p in _descendants(os.getpid())}
         try:
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.requested_port, verbose=False)
