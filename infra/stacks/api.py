@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mixtune.functions import function
 
+from .alarms import alarm_on_any
 from .config import InfraConfig
 from .functions import retention
 from .grants import ACCESS, acknowledge_lambda_basics, grant_access
@@ -88,28 +87,10 @@ class ApiStack(Stack):
                 request_validator=validator,
             )
 
-        errors = cloudwatch.Alarm(
-            self,
-            "ApiServerErrorsAlarm",
-            alarm_description="mixtune: API 5XX responses",
-            metric=self.api.metric_server_error(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_on_any(
+            self, "ApiServerErrorsAlarm", self.api.metric_server_error(), "API 5XX responses", storage.topic
         )
-        function_errors = cloudwatch.Alarm(
-            self,
-            "ApiErrorsAlarm",
-            alarm_description="mixtune: api errors",
-            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        for alarm in (errors, function_errors):
-            alarm.add_alarm_action(cw_actions.SnsAction(storage.topic))
+        alarm_on_any(self, "ApiErrorsAlarm", self.function.metric_errors(), "api errors", storage.topic)
 
         acknowledge(
             self.api,

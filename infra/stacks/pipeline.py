@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -21,6 +20,7 @@ from constructs import Construct
 from mixtune.functions import FUNCTIONS, FunctionDef, function
 from mixtune.settings import settings_environment
 
+from .alarms import alarm_on_any
 from .asl import check_placeholders, load_definition
 from .config import InfraConfig, ScheduleConfig
 from .functions import FunctionFactory, powertools_environment, retention
@@ -263,47 +263,45 @@ class PipelineStack(Stack):
             )
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
-        action = cw_actions.SnsAction(self.storage.topic)
+        topic = self.storage.topic
         alarms = [
-            self._alarm(
-                "PipelineFailedAlarm", self.state_machine.metric_failed(), "pipeline executions failed"
+            alarm_on_any(
+                self,
+                "PipelineFailedAlarm",
+                self.state_machine.metric_failed(),
+                "pipeline executions failed",
+                topic,
             ),
-            self._alarm(
+            alarm_on_any(
+                self,
                 "PipelineTimedOutAlarm",
                 self.state_machine.metric_timed_out(),
                 "pipeline executions timed out",
+                topic,
             ),
         ]
         for name, handle in self.functions.items():
             alarms.append(
-                self._alarm(f"{function(name).camel}ErrorsAlarm", handle.metric_errors(), f"{name} errors")
+                alarm_on_any(
+                    self,
+                    f"{function(name).camel}ErrorsAlarm",
+                    handle.metric_errors(),
+                    f"{name} errors",
+                    topic,
+                )
             )
         for name, queue in self.dead_letter_queues.items():
             alarms.append(
-                self._alarm(
+                alarm_on_any(
+                    self,
                     f"{function(name).camel}DeadLettersAlarm",
                     queue.metric_approximate_number_of_messages_visible(),
                     f"{name} events dead-lettered",
+                    topic,
                     statistic="Maximum",
                 )
             )
-        for alarm in alarms:
-            alarm.add_alarm_action(action)
         return alarms
-
-    def _alarm(
-        self, construct_id: str, metric: cloudwatch.Metric, what: str, statistic: str = "Sum"
-    ) -> cloudwatch.Alarm:
-        return cloudwatch.Alarm(
-            self,
-            construct_id,
-            alarm_description=f"mixtune: {what}",
-            metric=metric.with_(period=Duration.minutes(5), statistic=statistic),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
 
 
 def _schedule_input(schedule: ScheduleConfig) -> dict[str, object]:
