@@ -38,24 +38,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _train_tiny(data: Path, out: Path, *flags: str) -> int:
+    """`mixtune-train` on the tiny model, as a user would call it."""
+    return train.main(["--base-model", "tiny", "--data", str(data), "--output", str(out), *flags])
+
+
 @pytest.fixture(scope="module")
 def trained(workdir: Path) -> Path:
     out = workdir / "run"
-    code = train.main(
-        [
-            "--base-model",
-            "tiny",
-            "--data",
-            str(workdir / "train.jsonl"),
-            "--output",
-            str(out),
-            "--max-steps",
-            "5",
-            "--per-device-batch-size",
-            "4",
-            "--learning-rate",
-            "1e-3",
-        ]
+    code = _train_tiny(
+        workdir / "train.jsonl",
+        out,
+        "--max-steps",
+        "5",
+        "--per-device-batch-size",
+        "4",
+        "--learning-rate",
+        "1e-3",
     )
     assert code == 0
     return out
@@ -172,20 +171,7 @@ def test_out_of_memory_names_the_batch_size(
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(trl.SFTTrainer, "train", oom)
-    code = train.main(
-        [
-            "--base-model",
-            "tiny",
-            "--data",
-            str(workdir / "train.jsonl"),
-            "--output",
-            str(tmp_path),
-            "--max-steps",
-            "1",
-            "--per-device-batch-size",
-            "64",
-        ]
-    )
+    code = _train_tiny(workdir / "train.jsonl", tmp_path, "--max-steps", "1", "--per-device-batch-size", "64")
     assert code == 1
     assert "per-device batch size 64" in capsys.readouterr().err
 
@@ -202,22 +188,10 @@ def test_config_file_and_flags_combine(workdir: Path, tmp_path: Path) -> None:
 
 
 def test_packed_training_runs(workdir: Path, tmp_path: Path) -> None:
-    code = train.main(
-        [
-            "--base-model",
-            "tiny",
-            "--data",
-            str(workdir / "train.jsonl"),
-            "--output",
-            str(tmp_path),
-            "--max-steps",
-            "2",
-            "--per-device-batch-size",
-            "2",
-            "--packing",
-            "--max-length",
-            "128",
-        ]
+    code = _train_tiny(
+        workdir / "train.jsonl",
+        tmp_path,
+        *("--max-steps", "2", "--per-device-batch-size", "2", "--packing", "--max-length", "128"),
     )
     assert code == 0
     assert math.isfinite(orjson.loads((tmp_path / "metrics.json").read_bytes())["final_loss"])
