@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import IO
@@ -30,27 +31,34 @@ from mixtune import storage
 from mixtune.dataprep.errors import DatasetError
 from mixtune.dataprep.tokens import CHARS_PER_TOKEN, estimate_record_tokens
 
-BLOCK_BYTES = 8 << 20
-BUCKET_BYTES = 16 << 20
+BLOCK_BYTES = 1 << 20
+BUCKET_BYTES = 4 << 20
 # Chosen lines up to this many bytes stay in memory between passes two and three (most
 # mixes fit whole); beyond it the remaining buckets spill to temporary files.
-MEMORY_BYTES = 128 << 20
+MEMORY_BYTES = 256 << 20
 MAX_BUCKETS = 1024
+# Write buffer of each spilled bucket: every bucket holds one, so it stays small.
+SPILL_BUFFER_BYTES = 64 << 10
 
 
 class Digest:
-    """sha256 and byte count of a stream, fed chunk by chunk."""
+    """sha256 (unless ``hashing`` is off) and byte count of a stream, fed chunk by chunk."""
 
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
+    def __init__(self, hashing: bool = True) -> None:
+        self._sha = hashlib.sha256() if hashing else None
         self.size = 0
 
+    @property
+    def hashing(self) -> bool:
+        return self._sha is not None
+
     def update(self, chunk: bytes) -> None:
-        self._sha.update(chunk)
+        if self._sha is not None:
+            self._sha.update(chunk)
         self.size += len(chunk)
 
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
+    def hexdigest(self) -> str | None:
+        return self._sha.hexdigest() if self._sha is not None else None
 
 
 class Background:
@@ -96,20 +104,49 @@ class Background:
 
 def iter_line_blocks(uri: str, hasher: Digest | None = None) -> Iterator[bytes]:
     """Blocks of whole lines, each block ending in a newline (one is added to a last line
-    without one). ``hasher`` sees the file's exact bytes (on a worker thread)."""
+    without one). ``hasher`` sees the file's exact bytes (on a worker thread when hashing)."""
     with storage.open_read(uri) as stream, Background() as worker:
         while chunk := stream.read(BLOCK_BYTES):
             # Complete the block's last line: one copy, unlike carrying a tail between reads.
             tail = b"" if chunk.endswith(b"\n") else stream.readline()
-            if hasher is not None:
-                worker.submit(hasher.update, chunk)
-                worker.submit(hasher.update, tail)
             block = chunk + tail if tail else chunk
+            if hasher is not None:
+                if hasher.hashing:
+                    worker.submit(hasher.update, block)
+                else:
+                    hasher.update(block)
             yield block if block.endswith(b"\n") else block + b"\n"
 
 
+class TokenTally:
+    """Token estimates of every line of one file, fed its blocks of whole lines in order."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.lines = 0
+        self._parts: list[np.ndarray] = []
+
+    def update(self, block: bytes, ends: np.ndarray | None = None) -> None:
+        """Measure the next block (``ends``: its newline offsets, when already known)."""
+        self._parts.append(block_tokens(self.uri, self.lines, block, ends))
+        self.lines += len(self._parts[-1])
+
+    def tokens(self) -> np.ndarray:
+        return np.concatenate(self._parts) if self._parts else np.empty(0, dtype=np.int64)
+
+
+def newline_count(block: bytes) -> int:
+    """Newlines in a block (numpy: several times faster than ``bytes.count``)."""
+    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")))
+
+
+def line_ends(block: bytes) -> np.ndarray:
+    """Offsets of the newlines in a block."""
+    return np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
+
+
 def count_lines(uri: str, hasher: Digest) -> int:
-    """Lines of a file (a last line without a newline counts), hashing its bytes as read.
+    """Lines of a file (a last line without a newline counts); ``hasher`` sees its bytes.
 
     Raw blocks, not whole lines: nothing is split or joined. Blank lines are caught when
     chosen lines are routed; prepared files never hold them.
@@ -118,8 +155,11 @@ def count_lines(uri: str, hasher: Digest) -> int:
     last = b"\n"
     with storage.open_read(uri) as stream, Background() as worker:
         while chunk := stream.read(BLOCK_BYTES):
-            worker.submit(hasher.update, chunk)
-            lines += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n")))
+            if hasher.hashing:
+                worker.submit(hasher.update, chunk)
+            else:
+                hasher.update(chunk)
+            lines += newline_count(chunk)
             last = chunk[-1:]
     return lines + (last != b"\n")
 
@@ -144,7 +184,7 @@ class Scan:
 
     lines: int
     bytes: int
-    sha256: str
+    sha256: str | None  # None until hashed (see ``scan_source``)
     tokens: np.ndarray | None = None  # int64 estimate per line, when measured
     eligible: np.ndarray | None = None  # bool per line; None: every line is eligible
     contaminated: int = 0
@@ -168,23 +208,27 @@ class Scan:
 
 
 def scan_source(
-    uri: str, measure_tokens: bool, is_contaminated: Callable[[list[str], list[str]], bool] | None = None
+    uri: str,
+    measure_tokens: bool,
+    is_contaminated: Callable[[list[str], list[str]], bool] | None = None,
+    hash_bytes: bool = True,
 ) -> Scan:
-    """First pass: count lines and hash the bytes; parse lines only when tokens or
-    contamination are asked for."""
-    hasher = Digest()
+    """First pass: count lines (and hash the bytes when ``hash_bytes``; the mixer hashes
+    while routing instead); parse lines only when tokens or contamination are asked for."""
+    hasher = Digest(hash_bytes)
     lines = 0
     if not measure_tokens and is_contaminated is None:
         lines = count_lines(uri, hasher)
         return Scan(lines=lines, bytes=hasher.size, sha256=hasher.hexdigest())
+    if is_contaminated is None:
+        tally = TokenTally(uri)
+        for block in iter_line_blocks(uri, hasher):
+            tally.update(block)
+        return Scan(lines=tally.lines, bytes=hasher.size, sha256=hasher.hexdigest(), tokens=tally.tokens())
     token_parts: list[np.ndarray] = []
     eligible_parts: list[np.ndarray] = []
     contaminated = 0
     for block in iter_line_blocks(uri, hasher):
-        if is_contaminated is None:
-            token_parts.append(block_tokens(uri, lines, block))
-            lines += len(token_parts[-1])
-            continue
         tokens_here: list[int] = []
         block_ok: list[bool] = []
         for line in block.split(b"\n")[:-1]:
@@ -196,18 +240,12 @@ def scan_source(
             block_ok.append(not bad)
         token_parts.append(np.asarray(tokens_here, dtype=np.int64))
         eligible_parts.append(np.asarray(block_ok, dtype=bool))
-    tokens = np.concatenate(token_parts) if token_parts else np.empty(0, dtype=np.int64)
-    eligible = (
-        (np.concatenate(eligible_parts) if eligible_parts else np.empty(0, dtype=bool))
-        if (is_contaminated is not None)
-        else None
-    )
     return Scan(
         lines=lines,
         bytes=hasher.size,
         sha256=hasher.hexdigest(),
-        tokens=tokens,
-        eligible=eligible,
+        tokens=np.concatenate(token_parts) if token_parts else np.empty(0, dtype=np.int64),
+        eligible=np.concatenate(eligible_parts) if eligible_parts else np.empty(0, dtype=bool),
         contaminated=contaminated,
     )
 
@@ -222,21 +260,20 @@ def _parse_line(uri: str, line_no: int, line: bytes) -> tuple[list[str], dict]:
         raise DatasetError(uri, f"{reason}; a prepared file holds one record per line", line_no) from None
 
 
-_TEXT_KEY = np.frombuffer(b'"text":"', dtype=np.uint8)
-
-
-def block_tokens(uri: str, first: int, block: bytes) -> np.ndarray:
+def block_tokens(uri: str, first: int, block: bytes, ends: np.ndarray | None = None) -> np.ndarray:
     """Token estimate of every line of a block of whole lines, without parsing most of them.
 
     Records hold texts only under ``"text"`` keys (the record models forbid other fields).
     In a line with no backslash and no non-ASCII byte no string holds a quote, so every
-    ``"text":"`` is a text key, its value ends at the next quote, and its character count is
-    the distance between the two: numpy measures all such lines of a block at once. Other
-    lines (escapes, non-ASCII text, blank, not one object, no text) are parsed one by one as
-    before, which also reports a malformed line. ``first``: lines before the block.
+    ``"text":"`` is a text key: three quotes in a row at offsets 0, 5 and 7, its value ends
+    at the next quote, and its character count is the distance between the two. numpy
+    measures all such lines of a block at once. Other lines (escapes, non-ASCII text,
+    blank, not one object, no text) are parsed one by one, which also reports a malformed
+    line. ``first``: lines before the block; ``ends``: its newline offsets, when known.
     """
     buf = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
+    if ends is None:
+        ends = line_ends(block)
     count = len(ends)
     starts = np.empty(count, dtype=np.int64)
     starts[:1] = 0
@@ -247,15 +284,16 @@ def block_tokens(uri: str, first: int, block: bytes) -> np.ndarray:
         special = np.flatnonzero((buf == ord("\\")) | (buf >= 0x80))
         # Per-line counts from cumulative counts at the line ends.
         simple &= np.diff(np.searchsorted(special, ends), prepend=0) == 0
-    # Text values: a colon with '"text"' before it and a quote after it.
-    key = len(_TEXT_KEY) - 2  # bytes of '"text"' before the colon
-    colons = np.flatnonzero(buf[key:-1] == ord(":")) + key
-    colons = colons[buf[colons + 1] == ord('"')]
-    for back in range(1, key + 1):
-        colons = colons[buf[colons - back] == _TEXT_KEY[key - back]]
-    opens = colons + 1
     quotes = np.flatnonzero(buf == ord('"'))
-    closes = quotes[np.minimum(np.searchsorted(quotes, opens, side="right"), len(quotes) - 1)]
+    gaps = np.diff(quotes)
+    keys = np.flatnonzero((gaps[:-2] == 5) & (gaps[1:-1] == 2))  # quotes i, i+1, i+2 at q, q+5, q+7
+    at = quotes[keys]
+    is_key = buf[at + 6] == ord(":")
+    for offset, char in enumerate(b"text", start=1):
+        is_key &= buf[at + offset] == char
+    keys = keys[is_key]
+    opens = quotes[keys + 2]
+    closes = quotes[keys + 3]
     owner = np.searchsorted(ends, opens)
     per_text = (closes - opens - 1 + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
     tokens = np.bincount(owner, weights=per_text, minlength=count).astype(np.int64)
@@ -285,6 +323,8 @@ class Occurrences:
     lines: np.ndarray | None
     rng: np.random.Generator  # routes each chosen line to a random bucket
     line_count: int
+    digest: Digest = field(default_factory=Digest)  # the file's bytes, hashed while routing
+    tally: TokenTally | None = None  # token estimates measured while routing, when wanted
 
 
 @dataclass
@@ -299,7 +339,7 @@ class _Bucket:
     def lines_in_order(self) -> list[bytes]:
         if self.path is None:
             held, self.held = self.held, []
-            return [line for part in held for line in part]
+            return list(chain.from_iterable(held))
         data = self.path.read_bytes()
         self.path.unlink()
         lines = data.split(b"\n")
@@ -343,43 +383,51 @@ def shuffle_write(
                 lines = bucket.lines_in_order()
                 if not lines:
                     continue
-                # A trailing empty item gives the last newline without copying the bucket again.
-                out = b"\n".join((*_gather(lines, shuffle_rng(index).permutation(len(lines))), b""))
+                out = b"\n".join(_gather(lines, shuffle_rng(index).permutation(len(lines))))
                 written += len(lines)
                 del lines
-                worker.submit(digest.update, out)
-                worker.submit(writer.write, out)
+                worker.submit(_hash_and_write, digest, writer, out)
                 del out
     return digest.hexdigest(), digest.size, written
 
 
+def _hash_and_write(digest: Digest, writer: IO[bytes], lines: bytes) -> None:
+    """Append joined lines and their last newline (written apart: no copy of the bucket)."""
+    for data in (lines, b"\n"):
+        digest.update(data)
+        writer.write(data)
+
+
 def _file_bucket(folder: Path, index: int) -> _Bucket:
     path = folder / f"bucket-{index:05d}"
-    return _Bucket(path=path, handle=open(path, "wb", buffering=1 << 20))
+    return _Bucket(path=path, handle=open(path, "wb", buffering=SPILL_BUFFER_BYTES))
 
 
 def _route(source: Occurrences, buckets: list[_Bucket], worker: Background) -> None:
+    """Route a source's chosen lines, reading (and hashing) the whole file."""
     chosen = source.lines
     wanted = source.line_count if chosen is None else len(chosen)
-    if wanted == 0:
-        return
     first = 0  # index of the block's first line in the file
     done = 0  # chosen lines routed so far
-    for block in iter_line_blocks(source.uri):
-        count = block.count(b"\n")
-        if chosen is None:
-            local = None
-            end = done + count
+    for block in iter_line_blocks(source.uri, source.digest):
+        if source.tally is None:
+            count = newline_count(block)
         else:
-            end = int(np.searchsorted(chosen, first + count, side="left"))
-            local = chosen[done:end] - first
-        if end > done:
-            _route_block(source.uri, first, block, local, end - done, source.rng, buckets, worker)
-            done = end
+            ends = line_ends(block)
+            count = len(ends)
+            source.tally.update(block, ends)
+        if done < wanted:
+            if chosen is None:
+                local = None
+                end = min(done + count, wanted)
+            else:
+                end = int(np.searchsorted(chosen, first + count, side="left"))
+                local = chosen[done:end] - first
+            if end > done:
+                _route_block(source.uri, first, block, local, end - done, source.rng, buckets, worker)
+                done = end
         first += count
-        if done == wanted:
-            break
-    if done != wanted or (chosen is None and first != source.line_count):
+    if done != wanted or first != source.line_count:
         raise DatasetError(
             source.uri, "the file changed while mixing (its line count differs from the first pass)"
         )
@@ -399,7 +447,8 @@ def _route_block(
     owners = rng.integers(0, len(buckets), size=picks)
     only = buckets[0] if len(buckets) == 1 else None
     if only is not None and only.handle is not None and local is None:
-        if block.startswith(b"\n") or b"\n\n" in block:
+        # Blank lines (an error) found with numpy: a bytes search for two newlines is slow.
+        if block.startswith(b"\n") or np.any(np.diff(line_ends(block)) == 1):
             _blank_line(uri, first, block.split(b"\n"))
         worker.submit(only.handle.write, block)
         only.lines += picks
@@ -412,15 +461,24 @@ def _route_block(
         _blank_line(uri, first, lines)
     sizes = np.bincount(owners, minlength=len(buckets))
     start = 0
+    spilled: list[tuple[IO[bytes], bytes]] = []
     for index in np.flatnonzero(sizes).tolist():
         stop = start + int(sizes[index])
         bucket = buckets[index]
         if bucket.handle is None:
             bucket.held.append(picked[start:stop])
         else:
-            worker.submit(bucket.handle.write, b"\n".join((*picked[start:stop], b"")))
+            spilled.append((bucket.handle, b"\n".join((*picked[start:stop], b""))))
         bucket.lines += stop - start
         start = stop
+    if spilled:
+        # One hand-over per block: a queue round trip per bucket costs more than the write.
+        worker.submit(_write_all, spilled)
+
+
+def _write_all(writes: list[tuple[IO[bytes], bytes]]) -> None:
+    for handle, data in writes:
+        handle.write(data)
 
 
 def _blank_line(uri: str, first: int, lines: list[bytes]) -> None:

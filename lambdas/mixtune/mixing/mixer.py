@@ -31,7 +31,7 @@ from mixtune.dataprep.errors import DatasetError
 from mixtune.mixing import allocation
 from mixtune.mixing.catalog import Catalog
 from mixtune.mixing.decontam import Decontaminator
-from mixtune.mixing.lines import Occurrences, Scan, scan_source, shuffle_write
+from mixtune.mixing.lines import Occurrences, Scan, TokenTally, scan_source, shuffle_write
 from mixtune.mixing.manifest import (
     DOMAIN,
     DecontaminationReport,
@@ -97,7 +97,11 @@ def mix_datasets(
         spec = MixSpec.parse(spec)
     spec.check_categories(catalog.categories)
     categories = spec.active_categories()
-    measure_tokens = count_tokens or spec.unit == "tokens"
+    # Token counts the plan needs come from the first pass; counts only reported in the
+    # manifest are measured during pass two, on the worker thread, where they cost little.
+    # A dry run has no pass two, so it measures (and hashes) in the first pass.
+    scan_tokens = spec.unit == "tokens" or (count_tokens and dry_run)
+    route_tokens = count_tokens and not scan_tokens
     if not storage.exists(domain_uri):
         raise DatasetError(domain_uri, "domain file does not exist")
 
@@ -113,22 +117,27 @@ def mix_datasets(
             for source in catalog.sources
             if source.category in categories
         ]
-        inputs = [_domain_input(domain_uri, measure_tokens, check)]
-        inputs.extend(_source_input(item, measure_tokens, check, warnings) for item in resolved)
+        # A real mix hashes each input while routing it (pass two); a dry run has no pass two.
+        inputs = [_domain_input(domain_uri, scan_tokens, check, dry_run)]
+        inputs.extend(_source_input(item, scan_tokens, check, dry_run, warnings) for item in resolved)
         _check_not_empty(inputs)
         if spec.unit == "tokens":
             _plan_tokens(spec, inputs, warnings)
         else:
             _plan_examples(spec, inputs, warnings)
-        manifest = _manifest(spec, inputs, domain_uri, catalog, out_uri, warnings, decontaminator, dry_run)
         if dry_run:
-            return manifest
+            return _manifest(spec, inputs, domain_uri, catalog, out_uri, warnings, decontaminator, dry_run)
         mixed_uri = storage.join(out_uri, MIXED_FILE)
-        occurrences, expected = _occurrences(spec.seed, inputs)
+        occurrences, expected = _occurrences(spec.seed, inputs, route_tokens)
         with storage.open_write(mixed_uri) as writer:
             sha, size, written = shuffle_write(
                 occurrences, expected, writer, lambda bucket: rng_for(spec.seed, f"shuffle:{bucket}"), workdir
             )
+        for item, routed in zip(inputs, occurrences, strict=True):
+            item.scan.sha256 = routed.digest.hexdigest()
+            if routed.tally is not None:
+                item.scan.tokens = routed.tally.tokens()
+        manifest = _manifest(spec, inputs, domain_uri, catalog, out_uri, warnings, decontaminator, dry_run)
         if written != manifest.output.records:
             raise MixError(f"wrote {written} records but planned {manifest.output.records}")
     manifest.output = manifest.output.model_copy(update={"sha256": sha, "bytes": size})
@@ -152,14 +161,16 @@ def _decontaminator(uris: Iterable[str], n: int) -> Decontaminator | None:
     return decontaminator
 
 
-def _domain_input(uri: str, measure_tokens: bool, check: Any) -> _Input:
-    scan = scan_source(uri, measure_tokens, check)
+def _domain_input(uri: str, measure_tokens: bool, check: Any, hash_bytes: bool) -> _Input:
+    scan = scan_source(uri, measure_tokens, check, hash_bytes)
     return _Input(name=DOMAIN, category=DOMAIN, uri=uri, shown_uri=uri, licence="", scan=scan)
 
 
-def _source_input(item: ResolvedSource, measure_tokens: bool, check: Any, warnings: list[str]) -> _Input:
+def _source_input(
+    item: ResolvedSource, measure_tokens: bool, check: Any, hash_bytes: bool, warnings: list[str]
+) -> _Input:
     source = item.source
-    scan = scan_source(item.uri, measure_tokens, check)
+    scan = scan_source(item.uri, measure_tokens, check, hash_bytes)
     if source.records is not None and not source.is_hf and source.records != scan.lines + item.rejected:
         warnings.append(
             f"source {source.name}: the catalog says {source.records} records, the file has {scan.lines + item.rejected}"
@@ -283,8 +294,9 @@ def _plan_tokens(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> No
             item.chosen = choose_tokens(rng, item.scan.pool(), item.scan.tokens, item_target)
 
 
-def _occurrences(seed: int, inputs: list[_Input]) -> tuple[list[Occurrences], int]:
-    """What pass two reads: each input's chosen lines and its own routing generator."""
+def _occurrences(seed: int, inputs: list[_Input], measure_tokens: bool) -> tuple[list[Occurrences], int]:
+    """What pass two reads: each input's chosen lines and its own routing generator, and
+    whether to measure tokens on the way (when the first pass did not)."""
     occurrences = []
     expected_bytes = 0
     for item in inputs:
@@ -296,6 +308,7 @@ def _occurrences(seed: int, inputs: list[_Input]) -> tuple[list[Occurrences], in
                 lines=None if every_line_once else chosen,
                 rng=rng_for(seed, f"route:{item.category}:{item.name}"),
                 line_count=item.scan.lines,
+                tally=TokenTally(item.uri) if measure_tokens and item.scan.tokens is None else None,
             )
         )
         if item.scan.lines:
