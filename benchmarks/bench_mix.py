@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             for attempt in range(args.repeat):
                 # Baseline and mix alternate so that machine noise hits both alike.
                 baseline = run_child(BASELINE, str(domain), str(general), str(folder / "baseline.jsonl"))
+                # Each pass writes a new file, as the mix does: overwriting one costs more.
+                (folder / "baseline.jsonl").unlink()
                 out = folder / f"mix-{unit}-{count_tokens}-{attempt}"
                 mix = run_child(MIX, str(domain), str(general), str(out), unit, count_tokens, str(folder))
                 (out / "mixed.jsonl").unlink()

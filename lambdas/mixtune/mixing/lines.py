@@ -460,25 +460,27 @@ def _route_block(
     if not all(picked):
         _blank_line(uri, first, lines)
     sizes = np.bincount(owners, minlength=len(buckets))
+    filled = np.flatnonzero(sizes)
     start = 0
     spilled: list[tuple[IO[bytes], bytes]] = []
-    for index in np.flatnonzero(sizes).tolist():
-        stop = start + int(sizes[index])
+    for index, stop in zip(filled.tolist(), np.cumsum(sizes[filled]).tolist(), strict=True):
         bucket = buckets[index]
         if bucket.handle is None:
             bucket.held.append(picked[start:stop])
         else:
-            spilled.append((bucket.handle, b"\n".join((*picked[start:stop], b""))))
+            spilled.append((bucket.handle, b"\n".join(picked[start:stop])))
         bucket.lines += stop - start
         start = stop
     if spilled:
         # One hand-over per block: a queue round trip per bucket costs more than the write.
-        worker.submit(_write_all, spilled)
+        worker.submit(_write_lines, spilled)
 
 
-def _write_all(writes: list[tuple[IO[bytes], bytes]]) -> None:
-    for handle, data in writes:
-        handle.write(data)
+def _write_lines(writes: list[tuple[IO[bytes], bytes]]) -> None:
+    """Append joined lines to bucket files, each with its last newline."""
+    for handle, lines in writes:
+        handle.write(lines)
+        handle.write(b"\n")
 
 
 def _blank_line(uri: str, first: int, lines: list[bytes]) -> None:

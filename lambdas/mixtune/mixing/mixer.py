@@ -98,8 +98,8 @@ def mix_datasets(
     spec.check_categories(catalog.categories)
     categories = spec.active_categories()
     # Token counts the plan needs come from the first pass; counts only reported in the
-    # manifest are measured during pass two, on the worker thread, where they cost little.
-    # A dry run has no pass two, so it measures (and hashes) in the first pass.
+    # manifest are measured during pass two, on the way. A dry run has no pass two: it
+    # measures (and hashes) in the first pass.
     scan_tokens = spec.unit == "tokens" or (count_tokens and dry_run)
     route_tokens = count_tokens and not scan_tokens
     if not storage.exists(domain_uri):
