@@ -148,6 +148,37 @@ def test_dry_run_plans_and_writes_nothing(inputs: tuple[Path, Catalog], tmp_path
     assert "domain" in plan and "75.00%" in plan and "beta" in plan
 
 
+def test_dry_run_and_mix_report_the_same_input_hashes_and_tokens(
+    inputs: tuple[Path, Catalog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dry run hashes and measures in pass one; a mix does both while routing (pass two).
+    domain, catalog = inputs
+    monkeypatch.setattr(mixing_lines, "BLOCK_BYTES", 1500)  # many blocks per file
+    planned = mix_datasets(str(domain), catalog, SPEC, str(tmp_path / "plan"), dry_run=True)
+    mixed = mix_datasets(str(domain), catalog, SPEC, str(tmp_path / "out"))
+    for before, after in zip(planned.sources, mixed.sources, strict=True):
+        assert (
+            before.input_sha256
+            == after.input_sha256
+            == storage.sha256_of(
+                str(domain)
+                if before.name == "domain"
+                else next(s.uri for s in catalog.sources if s.name == before.name)
+            )
+        )
+        assert (before.available_tokens, before.selected_tokens, before.max_record_tokens) == (
+            after.available_tokens,
+            after.selected_tokens,
+            after.max_record_tokens,
+        )
+    parsed = [
+        estimate_record_tokens(ConversationRecord.model_validate_json(line).texts())
+        for line in domain.read_text().splitlines()
+    ]
+    assert mixed.source("domain").available_tokens == sum(parsed)
+    assert mixed.source("domain").max_record_tokens == max(parsed)
+
+
 def test_token_mode_meets_token_targets_within_one_record(
     inputs: tuple[Path, Catalog], tmp_path: Path
 ) -> None:

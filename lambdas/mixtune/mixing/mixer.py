@@ -1,13 +1,14 @@
 """The mixer: domain records plus general records at an exact, reproducible ratio.
 
 1. Resolve catalog sources to prepared files (converting those that are not).
-2. First pass over every file: count lines, hash bytes; when the unit is tokens or token
-   counts are wanted, measure each line's texts (numpy over whole blocks, parsing only
-   lines with escapes or non-ASCII text); with decontamination, parse each line.
+2. First pass over every file: count lines; when the unit is tokens, measure each line's
+   texts (numpy over whole blocks, parsing only lines with escapes or non-ASCII text); with
+   decontamination, parse each line. A dry run also hashes and measures tokens here.
 3. Plan exact counts (largest remainder) or token targets, and choose line indices per
    source with a seeded generator: without replacement unless a source is too small.
-4. A seeded permutation gives every chosen line its output position; the lines are
-   streamed into shuffle buckets and written out in order (see :mod:`mixtune.mixing.lines`).
+4. Second pass: read each file again, hashing it (and measuring the tokens the manifest
+   reports), and route every chosen line to a seeded random shuffle bucket; each bucket is
+   then permuted and written out (see :mod:`mixtune.mixing.lines`).
 
 Only index arrays are held in memory, never parsed records, and the output is a function of
 the inputs and the seed alone.
