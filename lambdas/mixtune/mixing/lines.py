@@ -5,9 +5,10 @@ lines (and, when the plan needs them, to measure tokens with numpy over whole bl
 :func:`block_tokens`, or to check for contamination, which parses every line), once to
 hash the bytes, measure tokens that are only reported, and route the chosen lines to
 shuffle buckets. Each chosen line goes to a uniformly random bucket; each bucket is then
-permuted in memory and written out. Buckets are small (a block splits several times faster
-when it fits in the CPU cache), and beyond a memory budget they wait in temporary files, so
-memory stays bounded whatever the data size.
+permuted in memory and written out. Lines move as byte ranges found with numpy and copied
+by :func:`~mixtune.mixing.gather.gather_lines`; nothing is parsed. Buckets are small, and
+beyond a memory budget they wait in temporary files, so memory stays bounded whatever the
+data size.
 
 The output depends on the inputs, the seed and the bucket count, which follows from the
 data size and ``BUCKET_BYTES``: identical for identical inputs with the same mixtune version.
@@ -21,8 +22,6 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -32,13 +31,14 @@ import orjson
 from mixtune import storage
 from mixtune.dataprep.errors import DatasetError
 from mixtune.dataprep.tokens import CHARS_PER_TOKEN, estimate_record_tokens
+from mixtune.mixing.gather import gather_lines
 
 BLOCK_BYTES = 1 << 20
 BUCKET_BYTES = 4 << 20
 # Chosen lines up to this many bytes stay in memory between passes two and three (most
-# mixes fit whole); beyond it the remaining buckets spill to temporary files. Held lines
-# cost about 1.15 bytes of memory per byte (object headers), so peak RSS stays near 400 MB.
-MEMORY_BYTES = 256 << 20
+# mixes fit whole); beyond it the remaining buckets spill to temporary files. Held pieces
+# cost a little more than their size (allocator overhead): peak RSS stays near 420 MB.
+MEMORY_BYTES = 224 << 20
 MAX_BUCKETS = 1024
 # Write buffer of each spilled bucket: every bucket holds one, so it stays small.
 SPILL_BUFFER_BYTES = 64 << 10
@@ -338,18 +338,17 @@ class _Bucket:
 
     path: Path | None = None
     handle: IO[bytes] | None = None
-    held: list[tuple[bytes, ...]] = field(default_factory=list)
+    held: list[bytes] = field(default_factory=list)  # whole lines in routing order
     lines: int = 0
 
-    def lines_in_order(self) -> list[bytes]:
+    def data(self) -> bytes:
+        """The bucket's lines in routing order (a spilled bucket's file is removed)."""
         if self.path is None:
             held, self.held = self.held, []
-            return list(chain.from_iterable(held))
+            return b"".join(held)
         data = self.path.read_bytes()
         self.path.unlink()
-        lines = data.split(b"\n")
-        lines.pop()  # the empty string after the last newline
-        return lines
+        return data
 
 
 def shuffle_write(
@@ -364,7 +363,9 @@ def shuffle_write(
     Pass two reads each source in order and appends each chosen line to a uniformly random
     bucket; pass three loads one bucket at a time, permutes its lines and writes them out.
     Independent uniform buckets followed by a uniform permutation within each bucket give a
-    uniform permutation of the whole. Returns (sha256, bytes, lines) of the output.
+    uniform permutation of the whole. Lines are moved as byte ranges (see
+    :func:`~mixtune.mixing.gather.gather_lines`), never parsed. Returns (sha256, bytes,
+    lines) of the output.
     """
     bucket_count = max(1, min(MAX_BUCKETS, -(-expected_bytes // BUCKET_BYTES)))
     in_memory = (
@@ -385,27 +386,41 @@ def shuffle_write(
         written = 0
         with Background() as worker:
             for index, bucket in enumerate(buckets):
-                lines = bucket.lines_in_order()
-                if not lines:
+                if not bucket.lines:
                     continue
-                out = b"\n".join(_gather(lines, shuffle_rng(index).permutation(len(lines))))
-                written += len(lines)
-                del lines
+                data = bucket.data()
+                bounds = line_bounds(data)
+                count = len(bounds) - 1
+                if count != bucket.lines:
+                    raise RuntimeError(
+                        f"bucket {index} holds {count} lines, {bucket.lines} were routed to it"
+                    )
+                out = gather_lines(data, bounds, shuffle_rng(index).permutation(count))
+                written += count
+                del data, bounds
                 worker.submit(_hash_and_write, digest, writer, out)
                 del out
     return digest.hexdigest(), digest.size, written
 
 
-def _hash_and_write(digest: Digest, writer: IO[bytes], lines: bytes) -> None:
-    """Append joined lines and their last newline (written apart: no copy of the bucket)."""
-    for data in (lines, b"\n"):
-        digest.update(data)
-        writer.write(data)
+def _hash_and_write(digest: Digest, writer: IO[bytes], data: memoryview) -> None:
+    digest.update(data)
+    writer.write(data)
 
 
 def _file_bucket(folder: Path, index: int) -> _Bucket:
     path = folder / f"bucket-{index:05d}"
     return _Bucket(path=path, handle=open(path, "wb", buffering=SPILL_BUFFER_BYTES))
+
+
+def line_bounds(block: bytes, ends: np.ndarray | None = None) -> np.ndarray:
+    """Where each line of a block of whole lines starts, plus the block's end (int64)."""
+    if ends is None:
+        ends = line_ends(block)
+    bounds = np.empty(len(ends) + 1, dtype=np.int64)
+    bounds[0] = 0
+    bounds[1:] = ends + 1
+    return bounds
 
 
 def _route(source: Occurrences, buckets: list[_Bucket], worker: Background) -> None:
@@ -415,11 +430,9 @@ def _route(source: Occurrences, buckets: list[_Bucket], worker: Background) -> N
     first = 0  # index of the block's first line in the file
     done = 0  # chosen lines routed so far
     for block in iter_line_blocks(source.uri, source.digest):
-        if source.tally is None:
-            count = newline_count(block)
-        else:
-            ends = line_ends(block)
-            count = len(ends)
+        ends = line_ends(block)
+        count = len(ends)
+        if source.tally is not None:
             source.tally.update(block, ends)
         if done < wanted:
             if chosen is None:
@@ -429,7 +442,8 @@ def _route(source: Occurrences, buckets: list[_Bucket], worker: Background) -> N
                 end = int(np.searchsorted(chosen, first + count, side="left"))
                 local = chosen[done:end] - first
             if end > done:
-                _route_block(source.uri, first, block, local, end - done, source.rng, buckets, worker)
+                bounds = line_bounds(block, ends)
+                _route_block(source.uri, first, block, bounds, local, end - done, source.rng, buckets, worker)
                 done = end
         first += count
     if done != wanted or first != source.line_count:
@@ -442,6 +456,7 @@ def _route_block(
     uri: str,
     first: int,
     block: bytes,
+    bounds: np.ndarray,
     local: np.ndarray | None,
     picks: int,
     rng: np.random.Generator,
@@ -451,52 +466,34 @@ def _route_block(
     """Append a block's chosen lines (``local`` indices, or all) to random buckets."""
     # int16 (MAX_BUCKETS fits): numpy sorts small integers stably with a radix sort.
     owners = rng.integers(0, len(buckets), size=picks, dtype=np.int16)
-    only = buckets[0] if len(buckets) == 1 else None
-    if only is not None and only.handle is not None and local is None:
-        # Blank lines (an error) found with numpy: a bytes search for two newlines is slow.
-        if block.startswith(b"\n") or np.any(np.diff(line_ends(block)) == 1):
-            _blank_line(uri, first, block.split(b"\n"))
-        worker.submit(only.handle.write, block)
-        only.lines += picks
-        return
-    lines = block.split(b"\n")
-    lines.pop()
+    lengths = np.diff(bounds)
     order = np.argsort(owners, kind="stable")
-    picked = _gather(lines, order if local is None else local[order])
-    if not all(picked):
-        _blank_line(uri, first, lines)
+    picked = local[order] if local is not None else order.astype(np.int64, copy=False)
+    blank = np.flatnonzero(lengths[picked] == 1)  # a line that is only its newline
+    if len(blank):
+        raise DatasetError(
+            uri, "blank line; a prepared file holds one record per line", first + int(picked[blank[0]]) + 1
+        )
+    grouped = gather_lines(block, bounds, picked)
     sizes = np.bincount(owners, minlength=len(buckets))
     filled = np.flatnonzero(sizes)
+    counts = sizes[filled]
+    byte_stops = np.cumsum(lengths[picked])[np.cumsum(counts) - 1]
     start = 0
-    spilled: list[tuple[IO[bytes], bytes]] = []
-    for index, stop in zip(filled.tolist(), np.cumsum(sizes[filled]).tolist(), strict=True):
+    spilled: list[tuple[IO[bytes], memoryview]] = []
+    for index, lines, stop in zip(filled.tolist(), counts.tolist(), byte_stops.tolist(), strict=True):
         bucket = buckets[index]
         if bucket.handle is None:
-            bucket.held.append(picked[start:stop])
+            bucket.held.append(bytes(grouped[start:stop]))  # a copy: a view would keep the block
         else:
-            spilled.append((bucket.handle, b"\n".join(picked[start:stop])))
-        bucket.lines += stop - start
+            spilled.append((bucket.handle, grouped[start:stop]))
+        bucket.lines += lines
         start = stop
     if spilled:
         # One hand-over per block: a queue round trip per bucket costs more than the write.
-        worker.submit(_write_lines, spilled)
+        worker.submit(_write_pieces, spilled)
 
 
-def _write_lines(writes: list[tuple[IO[bytes], bytes]]) -> None:
-    """Append joined lines to bucket files, each with its last newline."""
-    for handle, lines in writes:
-        handle.write(lines)
-        handle.write(b"\n")
-
-
-def _blank_line(uri: str, first: int, lines: list[bytes]) -> None:
-    raise DatasetError(
-        uri, "blank line; a prepared file holds one record per line", first + lines.index(b"") + 1
-    )
-
-
-def _gather(items: list[bytes], indices: np.ndarray) -> tuple[bytes, ...]:
-    """``items`` at ``indices`` in one C-level call (itemgetter), as a tuple."""
-    if len(indices) == 1:
-        return (items[int(indices[0])],)
-    return itemgetter(*indices.tolist())(items)
+def _write_pieces(writes: list[tuple[IO[bytes], memoryview]]) -> None:
+    for handle, piece in writes:
+        handle.write(piece)
