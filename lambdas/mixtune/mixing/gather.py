@@ -1,8 +1,8 @@
 """Reordering the lines of a buffer: the step of the shuffle that copies every byte.
 
 :func:`gather_lines` takes a buffer of whole lines, the line boundaries and an order, and
-returns the lines in that order. With pyarrow installed (the ``parquet`` extra, which the
-CLI and the tests have) the copy is one ``take`` in C++: no Python object per line, and the
+returns the lines in that order. With pyarrow installed (the ``parquet`` extra, or the
+``train`` extra through ``datasets``) the copy is one ``take`` in C++: no Python object per line, and the
 GIL is released, so hashing and writing on the worker thread run alongside. Without it
 (the Lambda layer) the lines are split into ``bytes`` and joined again. Both give the same
 bytes, so a mix does not depend on which one ran.
