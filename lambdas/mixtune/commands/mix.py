@@ -41,7 +41,9 @@ def register(subparsers: Any) -> None:
         help="evaluation set(s) to decontaminate against: eval.jsonl, a CSV of questions, a folder (repeatable)",
     )
     parser.add_argument(
-        "--no-token-counts", action="store_true", help="skip token counts in examples mode (about a fifth faster on large mixes; the manifest then has none)"
+        "--no-token-counts",
+        action="store_true",
+        help="skip token counts in examples mode (about a fifth faster on large mixes; the manifest then has none)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan; write no data")
     parser.add_argument("--json", action="store_true", help="print the manifest instead of the plan")
