@@ -154,3 +154,17 @@ def test_state_file_names_the_endpoints_and_is_removed_on_stop(tmp_path: Path, c
     import psutil
 
     assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+@pytest.fixture
+def stale_job(tmp_path: Path) -> Path:
+    """A finished job folder left by an earlier cloud in the same state folder."""
+    folder = tmp_path / "state" / "jobs" / "support-0123-train"
+    folder.mkdir(parents=True)
+    (folder / "exit_code").write_text("0\n")
+    return folder
+
+
+def test_start_clears_the_jobs_of_an_earlier_cloud(stale_job: Path, cloud: LocalCloud) -> None:
+    # Requested before `cloud`, so the folder exists when the cloud starts.
+    assert not stale_job.exists()

@@ -140,6 +140,23 @@ def test_repeated_submit_returns_the_same_job_without_a_second_process(
     assert wait_terminal(backend, second).state == JobState.SUCCEEDED
 
 
+def test_clear_stops_running_jobs_and_lets_a_same_named_job_start_again(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    finished = backend.submit(job(tmp_path, "done-job", "--say", "first"))
+    assert wait_terminal(backend, finished).state == JobState.SUCCEEDED
+    running = backend.submit(job(tmp_path, "long-job", "--sleep", "120"))
+    pid = int((backend.job_dir(running.id) / "pid").read_text())
+
+    assert backend.clear() == 2
+
+    assert not _alive(pid)
+    assert not backend.job_dir("done-job").exists()
+    again = backend.submit(job(tmp_path, "done-job", "--say", "second"))
+    assert wait_terminal(backend, again).state == JobState.SUCCEEDED
+    assert "fake job says: second" in (backend.job_dir("done-job") / "job.log").read_text()
+
+
 def test_unknown_job_is_a_clear_not_found_error(backend: LocalBackend) -> None:
     with pytest.raises(JobNotFoundError, match="no-such-job"):
         backend.status(JobRef(backend="local", id="no-such-job"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,6 +131,20 @@ class LocalBackend:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+
+    def clear(self) -> int:
+        """Stop every job still running and remove every job folder; returns how many.
+
+        For a fresh start: a job folder marks its job as submitted, so a later run that asks
+        for a job of the same name (runs are named after their data) would get the old one.
+        """
+        if not self.workdir.is_dir():
+            return 0
+        folders = [path for path in self.workdir.iterdir() if path.is_dir()]
+        for job_dir in folders:
+            self.cancel(JobRef(backend=NAME, id=job_dir.name, data={"job_dir": str(job_dir)}))
+            shutil.rmtree(job_dir, ignore_errors=True)
+        return len(folders)
 
     def _existing_dir(self, ref: JobRef) -> Path:
         job_dir = Path(ref.data.get("job_dir") or self.job_dir(ref.id))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from mixtune.backends.local import LocalBackend
 from mixtune.local import deploy
 from mixtune.local.apigw import ApiProxy
 from mixtune.local.eventbridge import Scheduler, eventbridge_targets
@@ -237,7 +238,11 @@ class LocalCloud:
     def _local_settings(self) -> Settings:
         updates: dict[str, Any] = {}
         if not self.settings.local_workdir:
-            updates["local_workdir"] = str((self.state_dir / "jobs").resolve())
+            jobs = (self.state_dir / "jobs").resolve()
+            # This cloud starts empty, so the jobs of an earlier one (their outputs went to its
+            # S3) must go too: a run with the same name would otherwise find them "submitted".
+            LocalBackend(jobs).clear()
+            updates["local_workdir"] = str(jobs)
         return self.settings.model_copy(update=updates)
 
     # --- conveniences ----------------------------------------------------------------------
