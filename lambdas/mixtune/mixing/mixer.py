@@ -3,12 +3,14 @@
 1. Resolve catalog sources to prepared files (converting those that are not).
 2. First pass over every file: count lines; when the unit is tokens, measure each line's
    texts (numpy over whole blocks, parsing only lines with escapes or non-ASCII text); with
-   decontamination, parse each line. A dry run also hashes and measures tokens here.
+   decontamination, parse each line. When it measures tokens (or for a dry run) it also
+   hashes each file, on a worker thread.
 3. Plan exact counts (largest remainder) or token targets, and choose line indices per
    source with a seeded generator: without replacement unless a source is too small.
-4. Second pass: read each file again, hashing it (and measuring the tokens the manifest
-   reports), and route every chosen line to a seeded random shuffle bucket; each bucket is
-   then permuted and written out (see :mod:`mixtune.mixing.lines`).
+4. Second pass: read each file again, hashing it if the first pass did not (and measuring
+   the tokens the manifest reports), and route every chosen line to a seeded random
+   shuffle bucket; each bucket is then permuted and written out (see
+   :mod:`mixtune.mixing.lines`).
 
 Only index arrays are held in memory, never parsed records, and the output is a function of
 the inputs and the seed alone.
@@ -32,7 +34,7 @@ from mixtune.dataprep.errors import DatasetError
 from mixtune.mixing import allocation
 from mixtune.mixing.catalog import Catalog
 from mixtune.mixing.decontam import Decontaminator
-from mixtune.mixing.lines import Occurrences, Scan, TokenTally, scan_source, shuffle_write
+from mixtune.mixing.lines import Digest, Occurrences, Scan, TokenTally, scan_source, shuffle_write
 from mixtune.mixing.manifest import (
     DOMAIN,
     DecontaminationReport,
@@ -99,10 +101,12 @@ def mix_datasets(
     spec.check_categories(catalog.categories)
     categories = spec.active_categories()
     # Token counts the plan needs come from the first pass; counts only reported in the
-    # manifest are measured during pass two, on the way. A dry run has no pass two: it
-    # measures (and hashes) in the first pass.
+    # manifest are measured during pass two, on the way. Inputs are hashed on a worker
+    # thread during whichever pass does the more work on the main one: the first when it
+    # measures tokens, else the second. A dry run has no pass two.
     scan_tokens = spec.unit == "tokens" or (count_tokens and dry_run)
     route_tokens = count_tokens and not scan_tokens
+    scan_hashes = scan_tokens or dry_run
     if not storage.exists(domain_uri):
         raise DatasetError(domain_uri, "domain file does not exist")
 
@@ -118,9 +122,8 @@ def mix_datasets(
             for source in catalog.sources
             if source.category in categories
         ]
-        # A real mix hashes each input while routing it (pass two); a dry run has no pass two.
-        inputs = [_domain_input(domain_uri, scan_tokens, check, dry_run)]
-        inputs.extend(_source_input(item, scan_tokens, check, dry_run, warnings) for item in resolved)
+        inputs = [_domain_input(domain_uri, scan_tokens, check, scan_hashes)]
+        inputs.extend(_source_input(item, scan_tokens, check, scan_hashes, warnings) for item in resolved)
         _check_not_empty(inputs)
         if spec.unit == "tokens":
             _plan_tokens(spec, inputs, warnings)
@@ -135,7 +138,7 @@ def mix_datasets(
                 occurrences, expected, writer, lambda bucket: rng_for(spec.seed, f"shuffle:{bucket}"), workdir
             )
         for item, routed in zip(inputs, occurrences, strict=True):
-            item.scan.sha256 = routed.digest.hexdigest()
+            item.scan.sha256 = item.scan.sha256 or routed.digest.hexdigest()
             if routed.tally is not None:
                 item.scan.tokens = routed.tally.tokens()
         manifest = _manifest(spec, inputs, domain_uri, catalog, out_uri, warnings, decontaminator, dry_run)
@@ -309,6 +312,7 @@ def _occurrences(seed: int, inputs: list[_Input], measure_tokens: bool) -> tuple
                 lines=None if every_line_once else chosen,
                 rng=rng_for(seed, f"route:{item.category}:{item.name}"),
                 line_count=item.scan.lines,
+                digest=Digest(hashing=item.scan.sha256 is None),
                 tally=TokenTally(item.uri) if measure_tokens and item.scan.tokens is None else None,
             )
         )
