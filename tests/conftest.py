@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +37,24 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(scope="session")
+def prepared_catalog() -> Callable[..., Any]:
+    """Builds a general-data catalog of prepared local files: ``name=(category, path)`` each.
+
+    Session-scoped (it holds no state), so hypothesis tests may use it too.
+    """
+    from mixtune.mixing import Catalog
+
+    def build(**sources: tuple[str, Path]) -> Catalog:
+        return Catalog.parse(
+            {
+                "sources": [
+                    {"name": name, "category": category, "uri": str(path), "format": "prepared"}
+                    for name, (category, path) in sources.items()
+                ]
+            }
+        )
+
+    return build

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mixtune.mixing import Catalog, mix_datasets
@@ -50,7 +51,9 @@ def test_ngrams_shared_by_many_eval_texts_are_boilerplate() -> None:
     assert check.is_contaminated([seen], [seen])
 
 
-def test_mix_drops_contaminated_records_and_counts_them(tmp_path: Path) -> None:
+def test_mix_drops_contaminated_records_and_counts_them(
+    tmp_path: Path, prepared_catalog: Callable[..., Catalog]
+) -> None:
     (tmp_path / "domain.jsonl").write_text(
         "".join(line(f"domain question {i}") for i in range(20)) + line("I am still waiting on my card?")
     )
@@ -63,18 +66,7 @@ def test_mix_drops_contaminated_records_and_counts_them(tmp_path: Path) -> None:
     (mmlu / "astronomy_test.csv").write_text(
         f'question,choice0,choice1,choice2,choice3,answer\n"{LONG_QUESTION}",a,b,c,d,0\n'
     )
-    catalog = Catalog.parse(
-        {
-            "sources": [
-                {
-                    "name": "g",
-                    "category": "general",
-                    "uri": str(tmp_path / "general.jsonl"),
-                    "format": "prepared",
-                }
-            ]
-        }
-    )
+    catalog = prepared_catalog(g=("general", tmp_path / "general.jsonl"))
     spec = {"domain_percent": 20, "categories": {"general": 100}}
     manifest = mix_datasets(
         str(tmp_path / "domain.jsonl"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_gather_reads_only_between_the_first_and_last_bound(
 
 
 def test_a_mix_is_byte_identical_with_and_without_pyarrow(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prepared_catalog: Callable[..., Catalog]
 ) -> None:
     if mixing_gather.pa is None:
         pytest.skip("pyarrow is not installed")
@@ -71,18 +72,7 @@ def test_a_mix_is_byte_identical_with_and_without_pyarrow(
                 for i in range(count)
             )
         )
-    catalog = Catalog.parse(
-        {
-            "sources": [
-                {
-                    "name": "g",
-                    "category": "general",
-                    "uri": str(tmp_path / "general.jsonl"),
-                    "format": "prepared",
-                }
-            ]
-        }
-    )
+    catalog = prepared_catalog(g=("general", tmp_path / "general.jsonl"))
     spec = {"domain_percent": 60, "categories": {"general": 100}, "seed": 5, "on_small_source": "oversample"}
     # Many small buckets, some held and some spilled, many blocks per file.
     monkeypatch.setattr(mixing_lines, "BUCKET_BYTES", 4000)

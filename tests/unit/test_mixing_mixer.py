@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -30,23 +31,12 @@ def write_source(path: Path, count: int, tag: str, words: int = 6) -> list[str]:
     return lines
 
 
-def catalog_for(**sources: tuple[str, Path]) -> Catalog:
-    return Catalog.parse(
-        {
-            "sources": [
-                {"name": name, "category": cat, "uri": str(path), "format": "prepared"}
-                for name, (cat, path) in sources.items()
-            ]
-        }
-    )
-
-
 @pytest.fixture
-def inputs(tmp_path: Path) -> tuple[Path, Catalog]:
+def inputs(tmp_path: Path, prepared_catalog: Callable[..., Catalog]) -> tuple[Path, Catalog]:
     write_source(tmp_path / "domain.jsonl", 300, "dom")
     write_source(tmp_path / "a.jsonl", 60, "ga")
     write_source(tmp_path / "b.jsonl", 500, "gb")
-    return tmp_path / "domain.jsonl", catalog_for(
+    return tmp_path / "domain.jsonl", prepared_catalog(
         a=("alpha", tmp_path / "a.jsonl"), b=("beta", tmp_path / "b.jsonl")
     )
 
@@ -226,10 +216,12 @@ def test_blank_lines_in_a_prepared_file_are_an_error(
         mix_datasets(str(domain), catalog, {"domain_percent": 100}, str(tmp_path / "out"))
 
 
-def test_an_empty_category_is_an_error(inputs: tuple[Path, Catalog], tmp_path: Path) -> None:
+def test_an_empty_category_is_an_error(
+    inputs: tuple[Path, Catalog], tmp_path: Path, prepared_catalog: Callable[..., Catalog]
+) -> None:
     domain, _ = inputs
     (tmp_path / "empty.jsonl").write_text("")
-    catalog = catalog_for(e=("alpha", tmp_path / "empty.jsonl"))
+    catalog = prepared_catalog(e=("alpha", tmp_path / "empty.jsonl"))
     with pytest.raises(MixError, match="'alpha' has no records"):
         mix_datasets(
             str(domain), catalog, {"domain_percent": 75, "categories": {"alpha": 100}}, str(tmp_path / "o")
@@ -262,7 +254,7 @@ def mixes(draw: st.DrawFn) -> tuple[int, list[int], float, list[int], str, int |
 @given(mixes())
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_property_realised_shares_within_one_unit(
-    case: tuple[int, list[int], float, list[int], str, int | None],
+    prepared_catalog: Callable[..., Catalog], case: tuple[int, list[int], float, list[int], str, int | None]
 ) -> None:
     domain_size, sizes, percent, weights, unit, total = case
     with tempfile.TemporaryDirectory() as tmp:
@@ -289,10 +281,12 @@ def test_property_realised_shares_within_one_unit(
         empty = [i for i, size in enumerate(sizes) if size == 0 and categories.get(f"cat{i}", 0) > 0]
         if empty:
             with pytest.raises(MixError, match="has no records"):
-                mix_datasets(str(folder / "domain.jsonl"), catalog_for(**sources), spec, str(folder / "out"))
+                mix_datasets(
+                    str(folder / "domain.jsonl"), prepared_catalog(**sources), spec, str(folder / "out")
+                )
             return
         manifest = mix_datasets(
-            str(folder / "domain.jsonl"), catalog_for(**sources), spec, str(folder / "out")
+            str(folder / "domain.jsonl"), prepared_catalog(**sources), spec, str(folder / "out")
         )
         lines = (folder / "out" / "mixed.jsonl").read_bytes().count(b"\n")
         assert lines == manifest.output.records

@@ -6,6 +6,7 @@ import csv
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -133,23 +134,12 @@ def test_mixing_never_imports_ml_frameworks() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_manifest_json_round_trips(tmp_path: Path) -> None:
+def test_manifest_json_round_trips(tmp_path: Path, prepared_catalog: Callable[..., Catalog]) -> None:
     from mixtune.mixing import MixManifest
 
     write_domain(tmp_path / "domain.jsonl", 10)
     write_domain(tmp_path / "general.jsonl", 10)
-    catalog = Catalog.parse(
-        {
-            "sources": [
-                {
-                    "name": "g",
-                    "category": "general",
-                    "uri": str(tmp_path / "general.jsonl"),
-                    "format": "prepared",
-                }
-            ]
-        }
-    )
+    catalog = prepared_catalog(g=("general", tmp_path / "general.jsonl"))
     manifest = mix_datasets(
         str(tmp_path / "domain.jsonl"),
         catalog,
