@@ -22,34 +22,6 @@ class RecordOutput(BaseModel):
     gate: dict[str, Any]
 
 
-def headline_metrics(result: Any) -> dict[str, Any]:
-    """The numbers a person compares, from an ``EvalResult``."""
-    out: dict[str, Any] = {"config_hash": result.config_hash}
-    if result.domain is not None:
-        out["domain_task"] = result.domain.task
-        out["domain_f1"] = result.domain.headline
-        out["domain_n"] = result.domain.n
-    if result.mmlu is not None:
-        out["mmlu_accuracy"] = result.mmlu.micro_accuracy
-        out["mmlu_n"] = result.mmlu.n
-    if result.general is not None:
-        out["general_loss"] = result.general.loss
-    return out
-
-
-def deltas(baseline: dict[str, Any], tuned: dict[str, Any]) -> dict[str, float]:
-    """Tuned minus baseline; F1 and accuracy in points, loss in nats."""
-    out: dict[str, float] = {}
-    for key, name, scale in (
-        ("domain_f1", "domain_f1_points", 100.0),
-        ("mmlu_accuracy", "mmlu_points", 100.0),
-        ("general_loss", "general_loss", 1.0),
-    ):
-        if key in baseline and key in tuned:
-            out[name] = round(scale * (tuned[key] - baseline[key]), 6)
-    return out
-
-
 def _load_eval(output_uri: str) -> tuple[str, Any]:
     from mixtune import storage
     from mixtune.evaluation import EvalResult
@@ -60,19 +32,15 @@ def _load_eval(output_uri: str) -> tuple[str, Any]:
 
 @traced
 def record(step: RecordInput) -> RecordOutput:
-    from mixtune.evaluation import GatePolicy, decide_gate
+    from mixtune.evaluation import GatePolicy
+    from mixtune.evaluation.comparison import compare
     from mixtune.runs.model import Baseline, Promoted, RunStatus
 
     baseline_uri, baseline = _load_eval(step.evaluation.baseline.output_uri)
     tuned_uri, tuned = _load_eval(step.evaluation.tuned.output_uri)
-    decision = decide_gate(baseline, tuned, GatePolicy.model_validate(step.config.gate))
-    base_numbers, tuned_numbers = headline_metrics(baseline), headline_metrics(tuned)
-    run_metrics = {
-        "baseline": base_numbers,
-        "tuned": tuned_numbers,
-        "deltas": deltas(base_numbers, tuned_numbers),
-        "baseline_cached": step.evaluation.baseline.cached,
-    }
+    comparison = compare(baseline, tuned, GatePolicy.model_validate(step.config.gate))
+    decision = comparison.decision
+    run_metrics = comparison.run_metrics(baseline_cached=step.evaluation.baseline.cached)
     repo = repository()
     if not step.evaluation.baseline.cached:
         repo.put_baseline(
@@ -81,7 +49,7 @@ def record(step: RecordInput) -> RecordOutput:
                 eval_config_hash=step.baseline.eval_config_hash,
                 eval_uri=baseline_uri,
                 run_id=step.run_id,
-                metrics=base_numbers,
+                metrics=comparison.baseline,
             )
         )
     status = RunStatus.SUCCEEDED if decision.promote else RunStatus.REJECTED_BY_GATE
