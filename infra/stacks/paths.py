@@ -6,7 +6,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
-ASL_PATH = REPO_ROOT / "infra" / "statemachine" / "pipeline.asl.json"
 LAYER_SOURCE_DIR = REPO_ROOT / "infra" / "layer"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 LAYER_CACHE_DIR = REPO_ROOT / ".cache" / "layer"

@@ -17,11 +17,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mixtune import statemachine
 from mixtune.functions import FUNCTIONS, FunctionDef, function
 from mixtune.settings import settings_environment
 
 from .alarms import alarm_on_any
-from .asl import check_placeholders, load_definition
 from .config import InfraConfig, ScheduleConfig
 from .functions import FunctionFactory, powertools_environment, retention
 from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
@@ -195,14 +195,11 @@ class PipelineStack(Stack):
     # -- state machine ----------------------------------------------------------------------
 
     def _state_machine(self) -> sfn.StateMachine:
-        definition = load_definition()
-        check_placeholders(definition)
-        substitutions = {
-            fn.asl_placeholder: self.functions[fn.name].function_arn
-            for fn in FUNCTIONS
-            if fn.in_state_machine
-        }
-        substitutions["TopicArn"] = self.storage.topic.topic_arn
+        definition = statemachine.load_definition()
+        statemachine.check_placeholders(definition)
+        substitutions = statemachine.substitutions(
+            lambda fn: self.functions[fn.name].function_arn, self.storage.topic.topic_arn
+        )
         log_group = logs.LogGroup(
             self,
             "PipelineLogs",

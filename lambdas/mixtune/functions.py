@@ -13,6 +13,9 @@ class FunctionDef:
     timeout_s: int
     memory_mb: int
     in_state_machine: bool  # invoked by the state machine: its ARN is an ASL placeholder
+    # mixtune.settings.Settings fields the function cannot work without: checked at its first
+    # invocation inside Lambda (mixtune.observability.lambda_entry).
+    needs: tuple[str, ...] = ()
 
     @property
     def camel(self) -> str:
@@ -24,17 +27,34 @@ class FunctionDef:
         return f"{self.camel}FunctionArn"
 
 
+_RUNS = ("runs_table",)
 FUNCTIONS: tuple[FunctionDef, ...] = (
-    FunctionDef("prepare", "mixtune.handlers.prepare.handler", 900, 1024, False),
-    FunctionDef("mix", "mixtune.handlers.mix.handler", 900, 1024, True),
-    FunctionDef("launch_job", "mixtune.handlers.launch_job.handler", 60, 256, True),
+    FunctionDef(
+        "prepare",
+        "mixtune.handlers.prepare.handler",
+        900,
+        1024,
+        False,
+        (*_RUNS, "work_bucket", "idempotency_table", "topic_arn", "state_machine_arn"),
+    ),
+    FunctionDef("mix", "mixtune.handlers.mix.handler", 900, 1024, True, (*_RUNS, "work_bucket")),
+    FunctionDef("launch_job", "mixtune.handlers.launch_job.handler", 60, 256, True, (*_RUNS, "work_bucket")),
     FunctionDef("poll_job", "mixtune.handlers.poll_job.handler", 60, 256, True),
-    FunctionDef("baseline_lookup", "mixtune.handlers.baseline_lookup.handler", 30, 256, True),
-    FunctionDef("record", "mixtune.handlers.record.handler", 60, 256, True),
-    FunctionDef("mark_failed", "mixtune.handlers.mark_failed.handler", 30, 256, True),
-    FunctionDef("notify", "mixtune.handlers.notify.handler", 30, 256, True),
-    FunctionDef("api", "mixtune.handlers.api.handler", 30, 512, False),
-    FunctionDef("schedule", "mixtune.handlers.schedule.handler", 60, 256, False),
+    FunctionDef("baseline_lookup", "mixtune.handlers.baseline_lookup.handler", 30, 256, True, _RUNS),
+    FunctionDef("record", "mixtune.handlers.record.handler", 60, 256, True, _RUNS),
+    FunctionDef("mark_failed", "mixtune.handlers.mark_failed.handler", 30, 256, True, _RUNS),
+    FunctionDef("notify", "mixtune.handlers.notify.handler", 30, 256, True, (*_RUNS, "topic_arn")),
+    FunctionDef(
+        "api", "mixtune.handlers.api.handler", 30, 512, False, (*_RUNS, "raw_bucket", "prepare_function_name")
+    ),
+    FunctionDef(
+        "schedule",
+        "mixtune.handlers.schedule.handler",
+        60,
+        256,
+        False,
+        (*_RUNS, "prepare_function_name", "state_machine_arn"),
+    ),
 )
 
 # Placeholders in the ASL that are not function ARNs.

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mixtune.errors import retryable_aws_errors
 from mixtune.runs.model import Run, RunStatus
 
 SUBJECT_MAX = 100  # SNS limit on email subjects
@@ -86,18 +87,47 @@ def build_notification(run: Run) -> Notification:
 
 
 def publish(notification: Notification, topic_arn: str, client: Any | None = None) -> str:
-    """Publish to SNS; returns the message id."""
+    """Publish to SNS; returns the message id. Throttling and 5xx raise TransientError."""
     if client is None:
         import boto3
 
         client = boto3.client("sns")
-    reply = client.publish(
-        TopicArn=topic_arn,
-        Subject=notification.subject,
-        Message=json.dumps(notification.message.model_dump(mode="json")),
-        MessageAttributes={
-            name: {"DataType": "String", "StringValue": value}
-            for name, value in notification.attributes.items()
-        },
-    )
+    with retryable_aws_errors():
+        reply = client.publish(
+            TopicArn=topic_arn,
+            Subject=notification.subject,
+            Message=json.dumps(notification.message.model_dump(mode="json")),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in notification.attributes.items()
+            },
+        )
     return str(reply["MessageId"])
+
+
+class Announcement(BaseModel):
+    """What was published: the subject, the run's status and SNS's message id."""
+
+    subject: str
+    status: RunStatus
+    message_id: str | None = None
+
+
+def announce(run: Run) -> Announcement:
+    """Publish the run's event to the service's topic: the one place the service publishes.
+
+    Inside Lambda the topic is a required setting (see :func:`mixtune.settings.require_settings`);
+    only a caller outside Lambda with no topic configured publishes nothing.
+    """
+    from mixtune.observability import logger
+    from mixtune.settings import get_settings
+
+    notification = build_notification(run)
+    topic = get_settings().topic_arn
+    message_id = None
+    if topic:
+        message_id = publish(notification, topic)
+    else:
+        logger.warning("no topic configured; nothing published", extra={"run_id": run.run_id})
+    logger.info("notified", extra={"run_id": run.run_id, "status": run.status.value})
+    return Announcement(subject=notification.subject, status=run.status, message_id=message_id)

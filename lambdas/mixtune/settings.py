@@ -7,7 +7,8 @@ nothing else in the package reads ``os.environ`` for configuration.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -75,3 +76,22 @@ def settings_environment(values: Mapping[str, Any] | None = None) -> dict[str, s
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def require_settings(function_name: str, needs: Iterable[str]) -> None:
+    """Inside Lambda, every setting a function needs must have a value: refuse to run otherwise.
+
+    Outside Lambda (the CLI, unit tests) the defaults stand. ``AWS_LAMBDA_FUNCTION_NAME`` is
+    set by the Lambda runtime (and by the local cloud's runner), not by our configuration.
+    """
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+    from mixtune.errors import ConfigurationError
+
+    settings = get_settings()
+    missing = [f"{ENV_PREFIX}{name.upper()}" for name in needs if not getattr(settings, name)]
+    if missing:
+        raise ConfigurationError(
+            f"function {function_name} needs {', '.join(missing)}; set it in the function's environment"
+            " (the CDK app and the local cloud set every MIXTUNE_* variable)"
+        )

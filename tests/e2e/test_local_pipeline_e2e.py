@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 import pytest
 
+from mixtune.local.aws import CREDENTIALS, REGION, local_client
 from mixtune.local.process import MIXTUNE_COMMAND, LocalCloudProcess
 from mixtune.local.state import LocalState
 from mixtune.records import ConversationRecord
@@ -64,9 +64,8 @@ def run_config() -> dict[str, Any]:
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalState]:
     root = tmp_path_factory.mktemp("local-cloud")
     env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        **CREDENTIALS,
+        "AWS_DEFAULT_REGION": REGION,
         "AWS_ENDPOINT_URL": None,
         "MIXTUNE_BASE_MODEL": "tiny",
         "MIXTUNE_POLL_SECONDS": "1",
@@ -94,13 +93,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalState]:
 
 
 def client(state: LocalState, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=state.endpoint,
-        region_name=state.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return local_client(service, state.endpoint, state.region)
 
 
 def _seed_general_data(state: LocalState) -> None:

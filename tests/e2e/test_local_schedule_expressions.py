@@ -7,7 +7,6 @@ from datetime import datetime
 import pytest
 
 from mixtune.local.apigw import proxy_event
-from mixtune.local.deploy import substitute_asl
 from mixtune.local.eventbridge import cron_matches, rate_seconds
 
 
@@ -38,12 +37,6 @@ def test_cron_expressions_match_their_minutes(expression: str, moment: datetime,
 def test_cron_with_five_fields_is_refused() -> None:
     with pytest.raises(ValueError, match="6 fields"):
         cron_matches("cron(0 12 * * ?)", datetime(2026, 1, 1))
-
-
-def test_asl_placeholder_without_a_value_is_an_error() -> None:
-    assert substitute_asl('{"R": "${A}"}', {"A": "arn:x"}) == '{"R": "arn:x"}'
-    with pytest.raises(ValueError, match="B"):
-        substitute_asl('{"R": "${A}", "S": "${B}"}', {"A": "arn:x"})
 
 
 def test_proxy_event_has_the_rest_api_shape() -> None:

@@ -15,7 +15,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Annotations, Match
 
 from infra.stacks.nag import acknowledge
-from infra.stacks.paths import ASL_PATH, REPO_ROOT
+from infra.stacks.paths import REPO_ROOT
+from mixtune.statemachine import ASL_PATH, load_definition, placeholders_in, substitute
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE_SNAPSHOTS = os.environ.get("MIXTUNE_UPDATE_SNAPSHOTS") == "1"
@@ -73,11 +74,9 @@ def test_cfn_lint_passes_on_every_synthesized_template(synthesized):
 @pytest.mark.skipif(not ASL_VALIDATOR.exists(), reason="node_modules is not installed (npm ci)")
 def test_asl_validator_accepts_the_state_machine_definition(tmp_path):
     # Placeholders become well-formed Lambda ARNs, as they are after deployment.
-    definition = re.sub(
-        r"\$\{([A-Za-z0-9]+)\}",
-        lambda m: f"arn:aws:lambda:us-east-1:123456789012:function:{m.group(1)}",
-        ASL_PATH.read_text(),
-    )
+    text = load_definition()
+    arns = {name: f"arn:aws:lambda:us-east-1:123456789012:function:{name}" for name in placeholders_in(text)}
+    definition = substitute(text, arns)
     substituted = tmp_path / "pipeline.asl.json"
     substituted.write_text(definition)
     for path in (ASL_PATH, substituted):

@@ -4,15 +4,13 @@ schedules and alarms."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.stacks.asl import expected_placeholders, load_definition, placeholders_in
-from infra.stacks.paths import ASL_PATH
 from mixtune.functions import FUNCTIONS, function
 from mixtune.settings import Settings
+from mixtune.statemachine import ASL_PATH, expected_placeholders, load_definition, placeholders_in, substitute
 
 PIPELINE = "MixtunePipeline"
 API = "MixtuneApi"
@@ -171,7 +169,7 @@ def test_definition_string_is_the_asl_file_with_every_placeholder_substituted(sy
     assert any(t["Type"] == "AWS::SNS::Topic" for t in topic.values())
     assert substitutions["TopicArn"].startswith("arn:test:import:MixtuneStorage:")
 
-    resolved = re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: substitutions[m.group(1)], asl)
+    resolved = substitute(asl, substitutions)
     assert not placeholders_in(resolved)
     definition = json.loads(resolved)
     resources = [state.get("Resource", "") for state in _all_states(definition)]

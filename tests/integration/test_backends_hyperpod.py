@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -36,13 +37,13 @@ from mixtune.backends import (
     BackendPermissionError,
     JobNotFoundError,
     JobRef,
-    JobSpec,
     JobState,
     TransientError,
 )
 from mixtune.backends import hyperpod as hyperpod_module
 from mixtune.backends.eks_token import decode_token
 from mixtune.backends.hyperpod import HyperPodBackend
+from tests.support.jobs import job_spec
 
 HYPERPOD_CLUSTER = "ml-cluster"
 EKS_CLUSTER = "ml-cluster-eks"
@@ -235,19 +236,17 @@ def backend(kube: KubeStandIn, aws_env: None, monkeypatch: pytest.MonkeyPatch) -
     return HyperPodBackend(HYPERPOD_CLUSTER, NAMESPACE, image_uri="img:1", session=session)
 
 
-def spec(**overrides: Any) -> JobSpec:
-    fields: dict[str, Any] = {
-        "job_name": "run-5-train",
-        "entry_point": "train",
-        "arguments": ["--output", "s3://work/runs/5/train"],
-        "node_count": 2,
-        "gpus_per_node": 4,
-        "output_uri": "s3://work/runs/5/train",
-        "queue": "team-a-queue",
-        "priority": "high",
-    }
-    fields.update(overrides)
-    return JobSpec.model_validate(fields)
+HYPERPOD_JOB: dict[str, Any] = {
+    "job_name": "run-5-train",
+    "entry_point": "train",
+    "arguments": ["--output", "s3://work/runs/5/train"],
+    "node_count": 2,
+    "gpus_per_node": 4,
+    "output_uri": "s3://work/runs/5/train",
+    "queue": "team-a-queue",
+    "priority": "high",
+}
+spec = functools.partial(job_spec, HYPERPOD_JOB)
 
 
 def signature_matches(url: str, cluster: str, secret: str = "testing") -> bool:

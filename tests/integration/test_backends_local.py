@@ -29,6 +29,7 @@ from mixtune.backends import (
 )
 from mixtune.backends.local import LocalBackend, _alive
 from mixtune.settings import Settings
+from tests.support.jobs import job_spec
 
 FAKE_ENTRY = """
 import json, os, sys, time
@@ -63,9 +64,7 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBa
 
 def job(tmp_path: Path, name: str, *args: str) -> JobSpec:
     out = tmp_path / "out" / name
-    return JobSpec(
-        job_name=name, entry_point="train", arguments=["--output", str(out), *args], output_uri=str(out)
-    )
+    return job_spec(job_name=name, arguments=["--output", str(out), *args], output_uri=str(out))
 
 
 def wait_terminal(backend: LocalBackend, ref: JobRef) -> JobStatus:

@@ -7,6 +7,7 @@ fake and lets tests set a job's status, so every state is checked through the re
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,13 +24,13 @@ from mixtune.backends import (
     BackendPermissionError,
     JobNotFoundError,
     JobRef,
-    JobSpec,
     JobState,
     TransientError,
     get_backend,
 )
 from mixtune.backends.sagemaker import SageMakerBackend
 from mixtune.settings import Settings
+from tests.support.jobs import job_spec
 
 ROLE = "arn:aws:iam::123456789012:role/mixtune-training"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mixtune-train:1"
@@ -48,18 +49,16 @@ def moto_sagemaker(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
         yield sagemaker_backends["123456789012"]["us-east-1"].training_jobs
 
 
-def spec(**overrides: Any) -> JobSpec:
-    fields: dict[str, Any] = {
-        "job_name": "run-9-train",
-        "entry_point": "train",
-        "arguments": ["--config", "s3://work/runs/9/train.json", "--output", "s3://work/runs/9/train"],
-        "instance_type": "ml.g5.2xlarge",
-        "environment": {"HF_HUB_OFFLINE": "1"},
-        "output_uri": "s3://work/runs/9/train",
-        "max_runtime_s": 3600,
-    }
-    fields.update(overrides)
-    return JobSpec.model_validate(fields)
+SAGEMAKER_JOB: dict[str, Any] = {
+    "job_name": "run-9-train",
+    "entry_point": "train",
+    "arguments": ["--config", "s3://work/runs/9/train.json", "--output", "s3://work/runs/9/train"],
+    "instance_type": "ml.g5.2xlarge",
+    "environment": {"HF_HUB_OFFLINE": "1"},
+    "output_uri": "s3://work/runs/9/train",
+    "max_runtime_s": 3600,
+}
+spec = functools.partial(job_spec, SAGEMAKER_JOB)
 
 
 def backend() -> SageMakerBackend:

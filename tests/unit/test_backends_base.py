@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -22,16 +23,9 @@ from mixtune.backends import (
 )
 from mixtune.backends.base import read_progress
 from mixtune.settings import Settings
+from tests.support.jobs import job_spec
 
-
-def spec(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_name": "run-1-train",
-        "entry_point": "train",
-        "output_uri": "s3://b/out",
-    }
-    fields.update(overrides)
-    return JobSpec.model_validate(fields)
+spec = functools.partial(job_spec, {"output_uri": "s3://b/out"})
 
 
 @pytest.mark.parametrize("name", ["Run_1", "-run", "run-", "a" * 64, ""])

@@ -10,6 +10,7 @@ package.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ import yaml
 from mixtune.backends import JobSpec, JobState
 from mixtune.backends.hyperpod import map_job_status
 from mixtune.backends.hyperpod_manifest import build_manifest, job_config, manifest_for
+from tests.support.jobs import job_spec
 
 SCHEMA_VERSION = "v1_1"
 
@@ -57,24 +59,22 @@ def rendered_by_published_template(config: dict[str, Any]) -> dict[str, Any]:
     return yaml.safe_load(jinja2.Template(module.TEMPLATE_CONTENT).render(**config))
 
 
-def full_spec(**overrides: Any) -> JobSpec:
-    fields: dict[str, Any] = {
-        "job_name": "run-7-train",
-        "entry_point": "train",
-        "arguments": ["--config", "s3://work/runs/7/train.json", "--output", "s3://work/runs/7/train"],
-        "instance_type": "ml.p5.48xlarge",
-        "node_count": 4,
-        "gpus_per_node": 8,
-        "environment": {"HF_HUB_OFFLINE": "1"},
-        "input_uris": {"train": "s3://work/runs/7/mixed.jsonl"},
-        "output_uri": "s3://work/runs/7/train",
-        "max_runtime_s": 7200,
-        "max_retries": 3,
-        "queue": "ml-team-queue",
-        "priority": "training-priority",
-    }
-    fields.update(overrides)
-    return JobSpec.model_validate(fields)
+FULL_JOB: dict[str, Any] = {
+    "job_name": "run-7-train",
+    "entry_point": "train",
+    "arguments": ["--config", "s3://work/runs/7/train.json", "--output", "s3://work/runs/7/train"],
+    "instance_type": "ml.p5.48xlarge",
+    "node_count": 4,
+    "gpus_per_node": 8,
+    "environment": {"HF_HUB_OFFLINE": "1"},
+    "input_uris": {"train": "s3://work/runs/7/mixed.jsonl"},
+    "output_uri": "s3://work/runs/7/train",
+    "max_runtime_s": 7200,
+    "max_retries": 3,
+    "queue": "ml-team-queue",
+    "priority": "training-priority",
+}
+full_spec = functools.partial(job_spec, FULL_JOB)
 
 
 @pytest.mark.parametrize(

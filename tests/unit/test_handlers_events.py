@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from mixtune.handlers.prepare import requests_from_event
-from mixtune.handlers.schedule import ScheduledEvent
-from mixtune.handlers.steps import JobSlot, MixOutput
+from mixtune.backends.jobs import job_spec
 from mixtune.runs import RunConfig
+from mixtune.runs.triggers import ScheduledEvent, requests_from_event
 from mixtune.settings import Settings
+from mixtune.steps.state import JobSlot, MixOutput
+from tests.support.events import eventbridge_object_created, s3_object_created
 
 
 def s3_notification(key: str, etag: str = "e1", version: str | None = None) -> dict:
-    obj = {"key": key, "eTag": etag, "size": 10, **({"versionId": version} if version else {})}
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": "raw"}, "object": obj},
-            }
-        ]
-    }
-
-
-def eventbridge_event(key: str, etag: str = "e1") -> dict:
-    return {
-        "version": "0",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "detail": {"bucket": {"name": "raw"}, "object": {"key": key, "etag": etag, "size": 10}},
-    }
+    return s3_object_created("raw", key, etag, version)
 
 
 def test_direct_notification_and_eventbridge_shapes_give_the_same_request() -> None:
-    (direct,) = requests_from_event(s3_notification("incoming/my+data.jsonl"))
-    (bridge,) = requests_from_event(eventbridge_event("incoming/my data.jsonl"))
+    (direct,) = requests_from_event(s3_notification("incoming/my data.jsonl"))
+    (bridge,) = requests_from_event(eventbridge_object_created("raw", "incoming/my data.jsonl", "e1"))
     assert direct == bridge
     assert direct.source_uri == "s3://raw/incoming/my data.jsonl"
     assert direct.dataset == "my-data"
@@ -56,7 +39,7 @@ def test_folder_markers_and_removals_are_ignored() -> None:
 
 def test_run_request_event() -> None:
     (request,) = requests_from_event({"run_request": {"run_id": "r-1"}})
-    assert request.run_id == "r-1" and not request.from_event
+    assert request.run_id == "r-1" and not request.source_uri  # names a run, opens none
 
 
 def test_unknown_event_is_refused() -> None:
@@ -75,8 +58,6 @@ def test_schedule_event_action_from_detail_or_top_level() -> None:
 
 
 def test_job_specs_of_the_steps() -> None:
-    from mixtune.handlers.jobs import job_spec
-
     settings = Settings(work_bucket="work", base_model="tiny")
     config = RunConfig(node_count=4, instance_type="ml.p5.48xlarge").resolved(settings)
     mix = MixOutput(

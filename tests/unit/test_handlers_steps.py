@@ -6,11 +6,11 @@ import json
 
 from botocore.exceptions import ClientError
 
-from mixtune.errors import TransientError
+from mixtune.errors import TransientError, as_transient
 from mixtune.evaluation.comparison import deltas
-from mixtune.handlers.common import as_transient
-from mixtune.handlers.mark_failed import StepError, readable_cause
-from mixtune.handlers.mix import mix_spec_fields
+from mixtune.steps.mix import mix_spec_fields
+from mixtune.steps.outcome import readable_cause
+from mixtune.steps.state import StepError
 
 
 def test_readable_cause_keeps_the_lambda_error_message() -> None:

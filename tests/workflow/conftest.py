@@ -11,15 +11,13 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mixtune.functions import EXTRA_ASL_PLACEHOLDERS, FUNCTIONS
+from mixtune.functions import FUNCTIONS
+from mixtune.statemachine import load_definition, substitute, substitutions
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ASL_PATH = REPO_ROOT / "infra" / "statemachine" / "pipeline.asl.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FAKE_BACKEND = "fake"
@@ -118,14 +116,7 @@ def function_arn(name: str) -> str:
 
 
 def substituted_definition(topic_arn: str) -> str:
-    text = ASL_PATH.read_text()
-    values = {fn.asl_placeholder: function_arn(fn.name) for fn in FUNCTIONS if fn.in_state_machine}
-    values.update({"TopicArn": topic_arn})
-    assert set(EXTRA_ASL_PLACEHOLDERS) <= set(values)
-    for key, value in values.items():
-        text = text.replace("${" + key + "}", value)
-    assert "${" not in text, "an ASL placeholder was left unsubstituted"
-    return text
+    return substitute(load_definition(), substitutions(lambda fn: function_arn(fn.name), topic_arn))
 
 
 def _zip() -> bytes:

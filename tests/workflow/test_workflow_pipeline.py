@@ -7,18 +7,7 @@ from typing import Any
 import pytest
 
 from mixtune.local.invoke import LambdaContext
-
-
-def s3_event(bucket: str, key: str, etag: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": etag, "size": 1}},
-            }
-        ]
-    }
+from tests.support.events import s3_object_created
 
 
 def drop_dataset(stack: Any, name: str = "support", rows: bytes | None = None) -> dict[str, Any]:
@@ -32,7 +21,7 @@ def drop_dataset(stack: Any, name: str = "support", rows: bytes | None = None) -
         rows = "".join(json.dumps(r) + "\n" for r in support_intents(60, seed=1)).encode()
     key = f"incoming/{name}.jsonl"
     put = stack.client("s3").put_object(Bucket="mixtune-raw", Key=key, Body=rows)
-    event = s3_event("mixtune-raw", key, put["ETag"].strip('"'))
+    event = s3_object_created("mixtune-raw", key, put["ETag"].strip('"'))
     (result,) = prepare.handler(event, LambdaContext(function_name="mixtune-prepare"))["results"]
     return result
 

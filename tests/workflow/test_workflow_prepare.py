@@ -6,24 +6,13 @@ import json
 from typing import Any
 
 from mixtune.sample_data import support_intents
+from tests.support.events import eventbridge_object_created, s3_object_created
 
 
 def _event(key: str, etag: str, shape: str = "notification") -> dict[str, Any]:
     if shape == "eventbridge":
-        return {
-            "detail-type": "Object Created",
-            "source": "aws.s3",
-            "detail": {"bucket": {"name": "mixtune-raw"}, "object": {"key": key, "etag": etag, "size": 1}},
-        }
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": "mixtune-raw"}, "object": {"key": key, "eTag": etag, "size": 1}},
-            }
-        ]
-    }
+        return eventbridge_object_created("mixtune-raw", key, etag)
+    return s3_object_created("mixtune-raw", key, etag)
 
 
 def _invoke_prepare(stack: Any, event: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from mixtune.local.invoke import LambdaContext
 from mixtune.sample_data import support_intents
+from tests.support.events import s3_object_created
 
 
 def _schedule(stack: Any, event: dict[str, Any]) -> dict[str, Any]:
@@ -46,15 +47,7 @@ def test_reevaluation_skips_training_and_scores_the_promoted_adapter(stack: Any)
 
     uri = _put_dataset(stack, "incoming/support.jsonl")
     key = uri.split("/", 3)[3]
-    event = {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": "mixtune-raw"}, "object": {"key": key, "eTag": "e1"}},
-            }
-        ]
-    }
+    event = s3_object_created("mixtune-raw", key, "e1")
     (result,) = prepare.handler(event, LambdaContext(function_name="mixtune-prepare"))["results"]
     assert stack.wait_for_execution(result["execution_arn"])["status"] == "SUCCEEDED"
     assert _schedule(stack, {"id": "nothing-yet", "action": "rerun", "datasets": []})["started"] == []

@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +25,7 @@ from typing import Any, Literal
 from mixtune.backends.local import LocalBackend
 from mixtune.local import deploy
 from mixtune.local.apigw import ApiProxy
+from mixtune.local.aws import ACCOUNT_ID, CREDENTIALS, REGION, local_client
 from mixtune.local.eventbridge import Scheduler, eventbridge_targets
 from mixtune.local.invoke import lambda_runtime
 from mixtune.local.state import DEFAULT_STATE_DIR, LocalState, Resources, clear_state, write_state
@@ -32,7 +35,6 @@ from mixtune.settings import Settings
 log = logging.getLogger("mixtune.local")
 
 LambdaMode = Literal["warm", "subprocess", "in_process"]
-REGION = "us-east-1"
 DEFAULT_SCHEDULE = "rate(1 day)"
 
 
@@ -56,6 +58,36 @@ def async_s3_notifications() -> Iterator[None]:
         yield
     finally:
         notifications._invoke_awslambda = original
+
+
+@contextlib.contextmanager
+def complete_s3_notifications() -> Iterator[None]:
+    """S3 notifications with every field S3 documents (moto leaves out the requester, the
+    request ids, the sequencer and the version id), so handlers parse what AWS sends."""
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+
+    def complete(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        for record in event["Records"]:
+            record.setdefault("userIdentity", {"principalId": f"AWS:{ACCOUNT_ID}"})
+            record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
+            record.setdefault(
+                "responseElements", {"x-amz-request-id": uuid.uuid4().hex[:16].upper(), "x-amz-id-2": "local"}
+            )
+            record["s3"]["bucket"].setdefault("ownerIdentity", {"principalId": ACCOUNT_ID})
+            obj = record["s3"]["object"]
+            obj.setdefault("sequencer", f"{time.time_ns():X}")
+            if getattr(key, "version_id", None) not in (None, "null"):
+                obj.setdefault("versionId", key.version_id)
+        return event
+
+    notifications._get_s3_event = complete
+    try:
+        yield
+    finally:
+        notifications._get_s3_event = original
 
 
 @contextlib.contextmanager
@@ -151,6 +183,7 @@ class LocalCloud:
             self._configure_moto(endpoint)
             self._stack.enter_context(lambda_runtime(self._runner(), extra_env=self._runtime_env(endpoint)))
             self._stack.enter_context(async_s3_notifications())
+            self._stack.enter_context(complete_s3_notifications())
             self._stack.enter_context(async_event_invokes())
             self._stack.enter_context(eventbridge_targets())
             deployer = deploy.Deployer(endpoint, REGION)
@@ -159,12 +192,12 @@ class LocalCloud:
             api = ApiProxy(
                 deployer.client("lambda"),
                 resources.functions["api"],
-                deploy.ACCOUNT_ID,
+                ACCOUNT_ID,
                 self.requested_api_port,
             )
             api.start()
             self._stack.callback(api.stop)
-            scheduler = Scheduler(deploy.ACCOUNT_ID, REGION)
+            scheduler = Scheduler(ACCOUNT_ID, REGION)
             scheduler.start()
             self._stack.callback(scheduler.stop)
             self.state = LocalState(
@@ -226,9 +259,7 @@ class LocalCloud:
         """What the Lambda runtime provides, pointed at this cloud."""
         return {
             "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            **CREDENTIALS,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -262,4 +293,4 @@ class LocalCloud:
         return self.state.api_endpoint
 
     def client(self, service: str) -> Any:
-        return deploy.Deployer(self.endpoint, REGION).client(service)
+        return local_client(service, self.endpoint)

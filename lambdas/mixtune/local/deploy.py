@@ -10,38 +10,25 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import zipfile
-from pathlib import Path
 from typing import Any
 
-import boto3
-
 from mixtune.functions import FUNCTIONS, FunctionDef
+from mixtune.local.aws import ACCOUNT_ID, local_client
 from mixtune.local.state import Resources
 from mixtune.runs import idempotency_table_definition, table_definition
 from mixtune.settings import Settings, settings_environment
+from mixtune.statemachine import ASL_PATH, load_definition, substitute, substitutions
 
-ACCOUNT_ID = "123456789012"  # moto's default account
 ROLE_NAME = "mixtune-local-role"
 STATE_MACHINE_NAME = "mixtune-pipeline"
 TOPIC_NAME = "mixtune-runs"
 INCOMING_PREFIX = "incoming/"
 SCHEDULE_RULE = "mixtune-schedule"
-ASL_PATH = Path(__file__).resolve().parents[3] / "infra" / "statemachine" / "pipeline.asl.json"
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 def function_name(fn: FunctionDef) -> str:
     return f"mixtune-{fn.name.replace('_', '-')}"
-
-
-def substitute_asl(text: str, values: dict[str, str]) -> str:
-    """Replace every ``${Name}``; a placeholder with no value is an error, not a silent gap."""
-    missing = sorted({name for name in _PLACEHOLDER.findall(text) if name not in values})
-    if missing:
-        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
 
 
 def _dummy_zip() -> bytes:
@@ -58,13 +45,7 @@ class Deployer:
         self.region = region
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return local_client(service, self.endpoint, self.region)
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
@@ -144,9 +125,9 @@ class Deployer:
         return arns
 
     def _create_state_machine(self, functions: dict[str, str], topic_arn: str) -> str:
-        values = {fn.asl_placeholder: functions[fn.name] for fn in FUNCTIONS}
-        values["TopicArn"] = topic_arn
-        definition = substitute_asl(ASL_PATH.read_text(), values)
+        definition = substitute(
+            load_definition(ASL_PATH), substitutions(lambda fn: functions[fn.name], topic_arn, FUNCTIONS)
+        )
         return self.client("stepfunctions").create_state_machine(
             name=STATE_MACHINE_NAME,
             definition=definition,

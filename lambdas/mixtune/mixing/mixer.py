@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mixtune import storage
+from mixtune import layout, storage
 from mixtune.dataprep.errors import DatasetError
 from mixtune.mixing import allocation
 from mixtune.mixing.catalog import Catalog
@@ -49,8 +49,9 @@ from mixtune.mixing.spec import MixSpec
 
 log = logging.getLogger(__name__)
 
-MIXED_FILE = "mixed.jsonl"
-MANIFEST_FILE = "manifest.json"
+# The file names come from the work-bucket layout, the same for a local --out folder.
+MIXED_FILE = layout.MIXED
+MANIFEST_FILE = layout.MIX_MANIFEST
 
 
 @dataclass

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from mixtune.settings import Settings
 
 
+Trigger = Literal["s3", "api", "schedule"]
+
+
 class RunStatus(StrEnum):
     PENDING = "PENDING"  # created (API, schedule, or an S3 event); data not yet prepared
     PREPARED = "PREPARED"  # data passed validation; the execution is about to start
@@ -54,7 +57,7 @@ class RunConfig(BaseModel):
 
     ``prepare``, ``mix`` and ``gate`` hold the fields of dataprep's ``PrepareOptions``,
     mixing's ``MixSpec`` and evaluation's ``GatePolicy``; the step that uses each one
-    validates it with its owner's model (see :mod:`mixtune.runs.validation`).
+    validates it with its owner's model.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -130,7 +133,7 @@ class Run(BaseModel):
     run_id: str
     dataset: str
     status: RunStatus = RunStatus.PENDING
-    trigger: Literal["s3", "api", "schedule"] = "s3"
+    trigger: Trigger = "s3"
     created_at: str = Field(default_factory=lambda: now_iso())
     updated_at: str = Field(default_factory=lambda: now_iso())
     stage: str | None = None

@@ -1,13 +1,14 @@
-"""Turn a pipeline step (smoke, train, evaluate baseline/tuned) into a backend JobSpec."""
+"""Turn a pipeline step (smoke, train, evaluate baseline/tuned) into a backend JobSpec (pure)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mixtune import storage
-from mixtune.handlers.steps import JobKind, JobSlot, MixOutput
+from mixtune import layout
+from mixtune.backends.base import JobSpec, job_name_for
 from mixtune.runs.model import RunConfig
 from mixtune.settings import Settings
+from mixtune.steps.state import JobKind, JobSlot, MixOutput
 from mixtune.training_config import EvalConfig, TrainConfig
 
 ENTRY_POINTS: dict[str, str] = {
@@ -26,17 +27,13 @@ def backend_of(config: RunConfig, settings: Settings) -> str:
     return config.backend or settings.default_backend
 
 
-def job_output_uri(settings: Settings, run_id: str, kind: JobKind) -> str:
-    return f"s3://{settings.work_bucket}/runs/{run_id}/{kind}/"
-
-
 def train_config(
     kind: JobKind, config: RunConfig, settings: Settings, prepared_uri: str, mix: MixOutput, output_uri: str
 ) -> TrainConfig:
     update: dict[str, Any] = {
         "base_model": base_model_of(config, settings),
         "data": mix.mixed_uri,
-        "eval_data": storage.join(prepared_uri, "eval.jsonl"),
+        "eval_data": layout.eval_split(prepared_uri),
         "output": output_uri,
     }
     if kind == "smoke":
@@ -58,13 +55,13 @@ def eval_config(
     if kind == "evaluate_tuned":
         if train is None:
             raise ValueError("evaluating the tuned model needs the training job's output")
-        adapter = storage.join(train.output_uri, "adapter")
+        adapter = layout.adapter(train.output_uri)
     return config.evaluation.model_copy(
         update={
             "base_model": base_model_of(config, settings),
             "adapter": adapter,
             "output": output_uri,
-            "domain_data": config.evaluation.domain_data or storage.join(prepared_uri, "eval.jsonl"),
+            "domain_data": config.evaluation.domain_data or layout.eval_split(prepared_uri),
         }
     )
 
@@ -77,11 +74,9 @@ def job_spec(
     prepared_uri: str,
     mix: MixOutput | None = None,
     train: JobSlot | None = None,
-) -> Any:
-    """The JobSpec (``mixtune.backends.JobSpec``) of one step of a run."""
-    from mixtune.backends import JobSpec, job_name_for
-
-    output_uri = job_output_uri(settings, run_id, kind)
+) -> JobSpec:
+    """The JobSpec of one step of a run."""
+    output_uri = layout.run_folder(settings.work_bucket, run_id, kind)
     if ENTRY_POINTS[kind] == "train":
         if mix is None:
             raise ValueError(f"the {kind} step needs the mix step's output")

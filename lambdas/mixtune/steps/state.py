@@ -59,3 +59,56 @@ class RunStep(_Step):
 
 class ConfiguredStep(RunStep):
     config: RunConfig = Field(default_factory=RunConfig)
+
+
+# ---- each step's input and output -----------------------------------------------------------
+
+
+class MixInput(ConfiguredStep):
+    prepared_uri: str
+
+
+class LaunchInput(ConfiguredStep):
+    kind: JobKind
+    prepared_uri: str
+    mix: MixOutput | None = None
+    train: JobSlot | None = None
+
+
+class PollInput(RunStep):
+    job: JobSlot
+    max_polls: int = 720
+
+
+class RecordInput(ConfiguredStep):
+    baseline: BaselineLookupOutput
+    evaluation: Evaluation
+    train: JobSlot
+
+
+class RecordOutput(_Step):
+    status: str
+    gate_passed: bool
+    gate: dict[str, Any]
+
+
+class StepError(BaseModel):
+    """What a Step Functions Catch puts at its ResultPath."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error: str = Field(default="Unknown", alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+
+class MarkFailedInput(RunStep):
+    error: StepError = Field(default_factory=StepError)
+
+
+class RunStatusOutput(_Step):
+    run_id: str
+    status: str
+
+
+class NotifyInput(RunStep):
+    event: str = "status"

@@ -1,0 +1,78 @@
+"""Where a run's files live in the work bucket, and what they are called.
+
+Every handler, the training image and the demo take these names from here::
+
+    s3://<work>/datasets/<run id>/   prepared.jsonl  eval.jsonl  rejected.jsonl  report.json
+    s3://<work>/runs/<run id>/mix/   mixed.jsonl  manifest.json
+    s3://<work>/runs/<run id>/<step>/  (smoke, train, evaluate_baseline, evaluate_tuned)
+        train and smoke:   adapter/  metrics.json  progress.jsonl
+        evaluations:       eval.json
+
+A re-evaluation run reads the prepared folder of the run it re-scores, so functions that
+name a file inside a folder take the folder's URI, not a run id.
+"""
+
+from __future__ import annotations
+
+from mixtune import storage
+
+# data preparation
+PREPARED = "prepared.jsonl"
+EVAL_SPLIT = "eval.jsonl"
+REJECTED = "rejected.jsonl"
+PREPARE_REPORT = "report.json"
+# mixing
+MIXED = "mixed.jsonl"
+MIX_MANIFEST = "manifest.json"
+# training and evaluation jobs
+ADAPTER = "adapter"
+TRAIN_METRICS = "metrics.json"
+PROGRESS = "progress.jsonl"
+EVAL_RESULT = "eval.json"
+
+
+def dataset_folder(work_bucket: str, run_id: str) -> str:
+    """Where a run's prepared data goes."""
+    return f"s3://{work_bucket}/datasets/{run_id}/"
+
+
+def run_folder(work_bucket: str, run_id: str, part: str) -> str:
+    """A folder of the run's outputs: ``mix`` or a step's name."""
+    return f"s3://{work_bucket}/runs/{run_id}/{part}/"
+
+
+def mix_folder(work_bucket: str, run_id: str) -> str:
+    return run_folder(work_bucket, run_id, "mix")
+
+
+def prepared_data(dataset: str) -> str:
+    return storage.join(dataset, PREPARED)
+
+
+def eval_split(dataset: str) -> str:
+    return storage.join(dataset, EVAL_SPLIT)
+
+
+def prepare_report(dataset: str) -> str:
+    return storage.join(dataset, PREPARE_REPORT)
+
+
+def mixed_data(mix: str) -> str:
+    return storage.join(mix, MIXED)
+
+
+def mix_manifest(mix: str) -> str:
+    return storage.join(mix, MIX_MANIFEST)
+
+
+def adapter(train_output: str) -> str:
+    """The LoRA adapter folder a training job writes under its output."""
+    return storage.join(train_output, ADAPTER)
+
+
+def eval_result(eval_output: str) -> str:
+    return storage.join(eval_output, EVAL_RESULT)
+
+
+def progress(train_output: str) -> str:
+    return storage.join(train_output, PROGRESS)

@@ -1,0 +1,210 @@
+"""A run's life outside the state machine: opened by a trigger, prepared, started.
+
+Every trigger opens runs here: a dataset dropped in the raw bucket, ``POST /runs``, a
+schedule's re-run, a schedule's re-evaluation. Preparation moves a run PENDING -> PREPARED
+or REJECTED (a rejection is announced on SNS), and a PREPARED run's execution is started
+once: the execution name is the run id.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from mixtune import layout
+from mixtune.errors import RunAlreadyExists
+from mixtune.observability import logger, metrics
+from mixtune.runs.execution import Mode, start_execution
+from mixtune.runs.model import (
+    Failure,
+    Lineage,
+    Run,
+    RunConfig,
+    RunStatus,
+    Trigger,
+    dataset_name,
+    new_run_id,
+    run_id_for_object,
+)
+from mixtune.runs.preparation import request_preparation
+from mixtune.runs.repository import RunsRepository
+from mixtune.settings import get_settings
+
+
+class PrepareRequest(BaseModel):
+    """One unit of the prepare function's work; its JSON is the idempotency key.
+
+    A dropped file carries its object (``source_uri``), whose run is opened if new; the API
+    and the schedule name a run they opened PENDING.
+    """
+
+    run_id: str
+    source_uri: str = ""
+    dataset: str = ""
+
+    @classmethod
+    def for_object(cls, bucket: str, key: str, version: str) -> PrepareRequest:
+        """A dropped object; ``version`` is its version id, or its etag in an unversioned bucket."""
+        return cls(
+            run_id=run_id_for_object(bucket, key, version),
+            source_uri=f"s3://{bucket}/{key}",
+            dataset=dataset_name(key),
+        )
+
+
+class PrepareResult(BaseModel):
+    run_id: str
+    status: RunStatus
+    execution_arn: str | None = None
+    summary: str | None = None
+
+
+def new_run(run_id: str, source_uri: str, trigger: Trigger, config: RunConfig, dataset: str = "") -> Run:
+    """A PENDING run with the service defaults filled into its config."""
+    return Run(
+        run_id=run_id,
+        dataset=dataset or dataset_name(source_uri),
+        trigger=trigger,
+        config=config.resolved(get_settings()),
+        lineage=Lineage(source_uri=source_uri),
+    )
+
+
+def open_run(run: Run) -> tuple[Run, bool]:
+    """Create the run, or find the one a duplicate trigger created: (run, created now)."""
+    repo = RunsRepository.from_settings()
+    try:
+        return repo.create(run), True
+    except RunAlreadyExists:
+        return repo.get(run.run_id), False
+
+
+def prepare_run(request: PrepareRequest) -> PrepareResult:
+    """The prepare function's work: open a dropped file's run, prepare it, start it."""
+    if request.source_uri:
+        config = RunConfig.service_default(get_settings())
+        run, _ = open_run(new_run(request.run_id, request.source_uri, "s3", config, request.dataset))
+    else:
+        run = RunsRepository.from_settings().get(request.run_id)
+    run = start_if_prepared(prepare_data(run))
+    logger.info("prepare done", extra={"run_id": run.run_id, "status": run.status.value})
+    return PrepareResult(
+        run_id=run.run_id, status=run.status, execution_arn=run.lineage.execution_arn, summary=run.summary
+    )
+
+
+def prepare_data(run: Run) -> Run:
+    """PENDING -> PREPARED or REJECTED (announced), with the report's hashes and URIs in the
+    lineage. A run past PENDING is returned as it is."""
+    from mixtune.dataprep import DatasetError, PrepareOptions, prepare_dataset
+    from mixtune.notifications import announce
+
+    if run.status != RunStatus.PENDING:
+        return run
+    repo = RunsRepository.from_settings()
+    folder = layout.dataset_folder(get_settings().work_bucket, run.run_id)
+    try:
+        report = prepare_dataset(
+            run.lineage.source_uri, folder, PrepareOptions.model_validate(run.config.prepare)
+        )
+    except DatasetError as exc:
+        run = repo.transition(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
+    else:
+        status = RunStatus.PREPARED if report.accepted else RunStatus.REJECTED
+        lineage = {
+            "input_sha256": report.input_sha256,
+            "output_sha256": dict(report.output_sha256),
+            "prepared_uri": folder,
+            "report_uri": layout.prepare_report(folder),
+        }
+        run = repo.transition(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage)
+    metrics.add_metric(
+        name="DatasetsAccepted" if run.status == RunStatus.PREPARED else "DatasetsRejected",
+        unit="Count",
+        value=1,
+    )
+    if run.status == RunStatus.REJECTED:
+        announce(run)
+    return run
+
+
+def start_if_prepared(run: Run, mode: Mode = "train", **extra: object) -> Run:
+    """Start a PREPARED run's execution unless an earlier attempt did (a retry whose first
+    attempt prepared the data but did not start it lands here)."""
+    if run.status != RunStatus.PREPARED or run.lineage.execution_arn:
+        return run
+    arn = start_execution(get_settings().state_machine_arn, run, mode, **extra)
+    return RunsRepository.from_settings().update(run.run_id, lineage={"execution_arn": arn})
+
+
+def request_run(source_uri: str, dataset: str | None, config: RunConfig) -> Run:
+    """``POST /runs``: a new PENDING run handed to the prepare function. A run the prepare
+    function could not be reached for is marked FAILED, never left PENDING."""
+    name = dataset_name(dataset or source_uri)
+    run, _ = open_run(new_run(new_run_id(name), source_uri, "api", config, name))
+    hand_to_prepare(run)
+    logger.info("run requested", extra={"run_id": run.run_id, "dataset": run.dataset})
+    metrics.add_metric(name="RunsRequested", unit="Count", value=1)
+    return run
+
+
+def hand_to_prepare(run: Run) -> None:
+    """Invoke the prepare function for a PENDING run, or mark the run FAILED and raise."""
+    try:
+        request_preparation(get_settings().prepare_function_name, run.run_id)
+    except Exception as exc:
+        RunsRepository.from_settings().transition(
+            run.run_id, RunStatus.FAILED, failure=Failure(error=type(exc).__name__, cause=str(exc))
+        )
+        raise
+
+
+def rerun_datasets(event_id: str, datasets: list[str]) -> list[Run]:
+    """A schedule's re-run: one new run per dataset; a re-delivered event (same id) opens none."""
+    config = RunConfig.service_default(get_settings())
+    started = []
+    for uri in datasets:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        run, created = open_run(
+            new_run(run_id_for_object(bucket, key, f"schedule:{event_id}"), uri, "schedule", config)
+        )
+        if not created:
+            logger.info("scheduled run exists already", extra={"run_id": run.run_id})
+            continue
+        hand_to_prepare(run)
+        started.append(run)
+    return started
+
+
+def reevaluate_promoted(event_id: str) -> tuple[Run, str] | None:
+    """Score the promoted adapter again (new eval config, new MMLU data...): a run that skips
+    mixing and training (the state machine's ``Route`` state). Returns the new run and the id
+    of the run it re-scores; None when there is nothing (new) to re-evaluate."""
+    from mixtune.steps.state import JobSlot
+
+    settings = get_settings()
+    repo = RunsRepository.from_settings()
+    promoted = repo.get_promoted(settings.base_model)
+    if promoted is None:
+        logger.info("no promoted adapter to re-evaluate", extra={"base_model": settings.base_model})
+        return None
+    source = repo.get(promoted.run_id)
+    run = Run(
+        run_id=run_id_for_object("reevaluate", promoted.run_id, event_id),
+        dataset=promoted.source_dataset,
+        trigger="schedule",
+        stage="reevaluate",
+        config=source.config,
+        lineage=Lineage(
+            source_uri=source.lineage.source_uri,
+            input_sha256=source.lineage.input_sha256,
+            prepared_uri=source.lineage.prepared_uri,
+            train_uri=promoted.train_uri,
+            adapter_uri=promoted.adapter_uri,
+        ),
+    )
+    run, created = open_run(run)
+    if not created:
+        return None
+    run = repo.transition(run.run_id, RunStatus.PREPARED, summary=f"re-evaluation of run {promoted.run_id}")
+    train = JobSlot(kind="train", job={}, output_uri=promoted.train_uri, state="SUCCEEDED")
+    return start_if_prepared(run, "reevaluate", train=train.model_dump(mode="json")), promoted.run_id

@@ -1,0 +1,54 @@
+"""Step ``Mix``: blend the prepared domain data with general data (mixing's ``mix_datasets``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixtune import layout, storage
+from mixtune.observability import logger, metrics, traced
+from mixtune.runs.model import RunStatus
+from mixtune.runs.repository import RunsRepository
+from mixtune.settings import get_settings
+from mixtune.steps.state import MixInput, MixOutput
+
+# Used when a run gives no mix: 70 % domain, the rest split evenly over the catalog's
+# categories (all domain when there is no catalog).
+DEFAULT_DOMAIN_PERCENT = 70.0
+
+
+def mix_spec_fields(requested: dict[str, Any], categories: list[str]) -> dict[str, Any]:
+    """The run's mix fields with the service defaults filled in (`catalog_uri` removed)."""
+    fields = {k: v for k, v in requested.items() if k != "catalog_uri"}
+    if not categories:
+        return {**fields, "domain_percent": 100.0, "categories": {}}
+    fields.setdefault("domain_percent", DEFAULT_DOMAIN_PERCENT)
+    if "categories" not in fields and fields["domain_percent"] < 100:
+        fields["categories"] = {name: 100.0 / len(categories) for name in categories}
+    return fields
+
+
+@traced
+def mix_run(step: MixInput) -> MixOutput:
+    from mixtune.mixing import Catalog, MixSpec, mix_datasets
+
+    settings = get_settings()
+    repo = RunsRepository.from_settings()
+    run = repo.transition(step.run_id, RunStatus.RUNNING, stage="mix")  # from PREPARED (or a retry)
+    catalog_uri = step.config.mix.get("catalog_uri") or settings.catalog_uri
+    catalog = Catalog.load(catalog_uri) if catalog_uri else Catalog()
+    spec = MixSpec.model_validate(mix_spec_fields(step.config.mix, catalog.categories))
+    folder = layout.mix_folder(settings.work_bucket, step.run_id)
+    mix_datasets(
+        layout.prepared_data(step.prepared_uri),
+        catalog,
+        spec,
+        folder,
+        decontaminate_against=[layout.eval_split(step.prepared_uri)],
+    )
+    output = MixOutput(mixed_uri=layout.mixed_data(folder), manifest_uri=layout.mix_manifest(folder))
+    hashes = {**run.lineage.output_sha256, layout.MIXED: storage.sha256_of(output.mixed_uri)}
+    lineage = {"mixed_uri": output.mixed_uri, "manifest_uri": output.manifest_uri, "output_sha256": hashes}
+    repo.update(step.run_id, lineage=lineage)
+    logger.info("mixed", extra={"run_id": step.run_id, "manifest_uri": output.manifest_uri})
+    metrics.add_metric(name="RunsMixed", unit="Count", value=1)
+    return output
