@@ -8,6 +8,7 @@ the execution name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -30,7 +31,7 @@ class PrepareResults(BaseModel):
     results: list[PrepareResult]
 
 
-def prepare_once(context: Any) -> Any:
+def prepare_once(context: Any) -> Callable[..., PrepareResult]:
     """``prepare_run`` behind Powertools idempotency (DynamoDB), built per call so the table
     name follows the current settings."""
     config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_DAYS * 24 * 3600)
