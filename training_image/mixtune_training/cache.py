@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ def fill_once(target: Path, fill: Callable[[Path], None], what: str = "") -> Pat
             if is_complete(target):  # another process filled it while this one waited
                 return target
             if what:
-                print(f"preparing {what} in {target}", file=sys.stderr, flush=True)
+                print(f"preparing {what} in {target}", flush=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
             try:
                 fill(staging)
