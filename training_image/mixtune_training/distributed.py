@@ -38,20 +38,24 @@ class Ranks:
         return max(self.world_size // max(self.local_world_size, 1), 1)
 
 
+def _state():  # type: ignore[no-untyped-def]
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True makes several CPU processes one gloo group, as the trainer's use_cpu does
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 @contextmanager
 def main_process_first() -> Iterator[None]:
     """Global rank 0 runs the block first; the others run it once it is done (a barrier)."""
     if Ranks.from_env().world_size == 1:
         yield
         return
-    from accelerate import PartialState
-
-    with PartialState().main_process_first():
+    with _state().main_process_first():
         yield
 
 
 def wait_for_everyone() -> None:
     if Ranks.from_env().world_size > 1:
-        from accelerate import PartialState
-
-        PartialState().wait_for_everyone()
+        _state().wait_for_everyone()

@@ -160,6 +160,7 @@ def sft_config(
         fsdp_config=str(FSDP_CONFIG) if fsdp else None,
         use_liger_kernel=runtime.liger,
         dataloader_pin_memory=runtime.cuda,
+        use_cpu=not runtime.cuda,  # several CPU processes then train as one gloo group
         max_length=config.max_length,
         packing=runtime.packing,
         train_sampling_strategy="group_by_length"
@@ -393,6 +394,10 @@ def _metrics(
     history = trainer.state.log_history
     curve = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    if trainer.args.world_size > 1:
+        # TRL's count came out doubled under a 2-process DDP run on CPU; use the data's tokens
+        # times the epochs trained (non-padding tokens, like TRL's single-process count)
+        tokens = round(stats.tokens * (trainer.state.epoch or 0.0))
     final_loss = curve[-1]["loss"] if curve else result.training_loss
     if not math.isfinite(final_loss):
         raise TrainingError(f"training diverged: loss {final_loss}")
@@ -484,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise TrainingError(str(error)) from None
             return 0
         metrics = train(config)
+        if not Ranks.from_env().is_main:
+            return 0
         print(
             f"trained {metrics['steps']} steps: final loss {metrics['final_loss']:.4f}, "
             f"{metrics['tokens_per_s']:.0f} tokens/s, {metrics['wall_time_s']:.1f} s -> {config.output}"
