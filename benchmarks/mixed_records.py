@@ -37,9 +37,12 @@ def general_records(n: int, seed: int = 0) -> list[ConversationRecord]:
     return records
 
 
-def mixed_records(n: int, domain_share: float = 0.75, seed: int = 0) -> list[ConversationRecord]:
+def mixed_records(
+    n: int, domain_share: float = 0.75, seed: int = 0, domain_system: str = SYSTEM
+) -> list[ConversationRecord]:
     """``n`` records, ``domain_share`` of them domain, shuffled together (as the mixer does)."""
     n_domain = round(n * domain_share)
-    records = support_intent_records(n_domain, seed=seed, system=SYSTEM) + general_records(n - n_domain, seed)
+    records = support_intent_records(n_domain, seed=seed, system=domain_system)
+    records += general_records(n - n_domain, seed)
     random.Random(seed).shuffle(records)
     return records

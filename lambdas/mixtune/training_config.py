@@ -131,7 +131,7 @@ class TrainConfig(_FileConfig):
     checkpoint_steps: int | None = Field(
         default=None,
         ge=1,
-        description="checkpoint every N optimizer steps; default: 10 a run, at most 500 apart",
+        description="checkpoint every N optimizer steps; default: 10 a run, 25 to 500 apart",
     )
 
     @model_validator(mode="after")

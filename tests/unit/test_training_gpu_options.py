@@ -152,3 +152,29 @@ def test_dry_run_on_this_machine_reads_the_data(tmp_path: Path, capsys: pytest.C
     # 300 records / 100 target steps: 3 a step, so 100 steps, and lr 1e-4 x sqrt(3 / 16)
     assert "global 3 = 3 per device x 1 accumulation x 1 process(es)" in out
     assert "100 optimizer steps" in out and "lr           4.33e-05" in out
+
+
+def test_packed_rows_attend_within_each_record_with_sdpa() -> None:
+    """Packing is position-aware without flash-attention: TRL's padding-free rows carry position
+    ids that restart at each record and no attention mask, from which transformers builds a
+    block-diagonal mask for SDPA; each record scores exactly as it does alone."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from mixtune_training.tiny import tiny_model_dir
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir(), attn_implementation="sdpa").eval()
+    first, second = [5, 17, 42, 99, 3], [250, 7, 8]
+    collator = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
+    batch = collator([{"input_ids": first}, {"input_ids": second}])
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]] and "attention_mask" not in batch
+    with torch.no_grad():  # use_cache=False, as TRL's trainer calls the model
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
+        alone = [model(torch.tensor([ids]), use_cache=False).logits for ids in (first, second)]
+        crossed = model(input_ids=batch["input_ids"], use_cache=False).logits  # no position ids: one sequence
+    assert torch.allclose(packed[:, :5], alone[0], atol=1e-5)
+    assert torch.allclose(packed[:, 5:], alone[1], atol=1e-5)
+    assert not torch.allclose(crossed[:, 5:], alone[1], atol=1e-5)

@@ -36,6 +36,7 @@ from mixtune_training.tiny import cache_root
 SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 POINTER = "latest.json"
 CHECKPOINTS_PER_RUN = 10
+MIN_CHECKPOINT_INTERVAL = 25  # a save costs a few steps' time on a small model: short runs rarely save
 MAX_CHECKPOINT_INTERVAL = 500
 
 
@@ -72,7 +73,7 @@ def checkpoint_interval(config: TrainConfig, steps: int | None) -> int | None:
         return config.checkpoint_steps
     if config.is_smoke or not steps:
         return None
-    return max(1, min(math.ceil(steps / CHECKPOINTS_PER_RUN), MAX_CHECKPOINT_INTERVAL))
+    return min(max(math.ceil(steps / CHECKPOINTS_PER_RUN), MIN_CHECKPOINT_INTERVAL), MAX_CHECKPOINT_INTERVAL)
 
 
 def _read_pointer(uri: str) -> dict[str, Any] | None:
