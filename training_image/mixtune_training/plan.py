@@ -291,6 +291,7 @@ def estimate_memory(
     capacity_gib: float | None,
     gradient_checkpointing: bool,
     fsdp: bool = False,
+    value_bytes: int = 2,
 ) -> Memory:
     """Peak GPU memory of LoRA SFT, GiB.
 
@@ -306,26 +307,28 @@ def estimate_memory(
       attention is SDPA or flash (no seq x seq matrix). TRL's fused LM head scores labelled
       positions in tiles, so no (tokens x vocabulary) logits are held.
     - overhead: a fixed 3 GiB for the CUDA context, NCCL buffers and allocator slack.
+
+    ``value_bytes`` is 2 for bf16 (GPUs), 4 for float32 (a CPU run).
     """
     parameters = shape.parameters
     if config.quantization == "4bit":
         block = shape.num_layers * shape.layer_parameters()
         weight_bytes = block * 0.52 + (parameters - block) * 2
     else:
-        weight_bytes = parameters * 2
+        weight_bytes = parameters * value_bytes
     if fsdp:
-        weight_bytes = weight_bytes / world_size + 2 * shape.layer_parameters() * 2
+        weight_bytes = weight_bytes / world_size + 2 * shape.layer_parameters() * value_bytes
     trainable = shape.lora_parameters(config.lora_r, config.target_modules) * 16
     if fsdp:
         trainable /= world_size
     tokens = per_device * config.max_length
     h, kv, i = shape.hidden_size, shape.num_kv_heads * shape.head_dim, shape.intermediate_size
-    per_token_block = (14 * h + 2 * kv + 5 * i) * 2
+    per_token_block = (14 * h + 2 * kv + 5 * i) * value_bytes
     if gradient_checkpointing:
-        activations = tokens * (shape.num_layers * h * 2 + per_token_block)
+        activations = tokens * (shape.num_layers * h * value_bytes + per_token_block)
     else:
         activations = tokens * shape.num_layers * per_token_block
-    activations += tokens * h * 2 * 2  # final norm output and its gradient
+    activations += tokens * h * value_bytes * 2  # final norm output and its gradient
     return Memory(
         weights=weight_bytes / GIB,
         trainable=trainable / GIB,
@@ -441,6 +444,7 @@ def make_plan(
         accelerator.memory_gib if accelerator else None,
         gradient_checkpointing,
         fsdp=config.parallelism == "fsdp",
+        value_bytes=2 if accelerator is not None else 4,
     )
     warnings = []
     if config.max_steps < 0 and steps is not None and steps < config.target_steps // 4:

@@ -460,6 +460,7 @@ def dry_run(config: TrainConfig, args: argparse.Namespace) -> Plan:
         from mixtune_training.data import tokenized_dataset
         from mixtune_training.models import load_tokenizer
 
+        quiet_progress()
         _, stats = tokenized_dataset(
             config.data, load_tokenizer(config.base_model), config.max_length, config.max_records
         )
