@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_tokenizer(args.base_model)
     records = mixed_records(args.records)
     results: dict[str, float] = {}
-    try:
-        from mixtune_training.data import build_rows, tokenized_dataset
-    except ImportError:  # an older checkout: per-record, per-segment tokenisation in train.py
+    from mixtune_training import chat
+
+    if not hasattr(chat, "tokenize_records"):  # an older checkout: per-segment tokenisation in train.py
         from mixtune_training.train import build_dataset
 
         started = time.perf_counter()
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         results["tokenise in memory (per record, per segment)"] = time.perf_counter() - started
         tokens = sum(len(ids) for ids in dataset["input_ids"])
     else:
+        from mixtune_training.data import build_rows, tokenized_dataset
+
         started = time.perf_counter()
         _dataset, stats = build_rows(records, tokenizer, args.max_length)
         results["tokenise in memory (batched, whole text)"] = time.perf_counter() - started

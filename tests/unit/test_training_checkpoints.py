@@ -63,13 +63,66 @@ def _adapter(out: Path) -> dict[str, object]:
     return load_file(out / "adapter" / "adapter_model.safetensors")
 
 
+class _Crash(RuntimeError):
+    """Stands for a lost node: raised right after the first checkpoint is complete."""
+
+
+def _crash_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixtune_training import checkpoints
+
+    make_sync = checkpoints.sync_callback
+
+    def sync_then_crash(place):  # type: ignore[no-untyped-def]
+        sync = make_sync(place)
+        base = type(sync)
+
+        class Crashing(base):  # type: ignore[misc, valid-type]
+            def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+                base.on_save(self, args, state, control, **kwargs)
+                raise _Crash(f"lost after step {state.global_step}")
+
+        return Crashing()
+
+    monkeypatch.setattr(checkpoints, "sync_callback", sync_then_crash)
+
+
+def _assert_resumed_like_the_whole_run(whole: Path, resumed: Path) -> None:
+    import torch
+
+    metrics = orjson.loads((resumed / "metrics.json").read_bytes())
+    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 6
+    # the curve holds the first run's steps (restored from the checkpoint) and matches the whole run's
+    assert metrics["loss_curve"] == orjson.loads((whole / "metrics.json").read_bytes())["loss_curve"]
+    assert [p["step"] for p in metrics["loss_curve"]] == [1, 2, 3, 4, 5, 6]
+    progress = [orjson.loads(line)["step"] for line in (resumed / "progress.jsonl").read_text().splitlines()]
+    assert progress == [1, 2, 3, 4, 5, 6]  # the first run's lines are kept
+    first, second = _adapter(whole), _adapter(resumed)
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+
+
+def test_a_crashed_training_resumes_at_its_checkpoint_and_ends_like_an_uninterrupted_one(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert train.main(_args(data, tmp_path / "whole")) == 0
+    crashed = tmp_path / "crashed"
+    with monkeypatch.context() as patch:
+        _crash_after_first_checkpoint(patch)
+        with pytest.raises(_Crash):
+            train.main(_args(data, crashed))
+    assert not (crashed / "adapter").exists()
+    assert orjson.loads((crashed / "checkpoints" / "latest.json").read_bytes())["step"] == 2
+    assert train.main(_args(data, crashed)) == 0  # the restart: same command, same output
+    _assert_resumed_like_the_whole_run(tmp_path / "whole", crashed)
+
+
+@pytest.mark.slow
 def test_a_killed_training_resumes_at_its_checkpoint_and_ends_like_an_uninterrupted_one(
     data: Path, tmp_path: Path
 ) -> None:
-    import torch
-
+    """The same with SIGKILL in a child process, as a preempted instance dies (about 40 s of CPU)."""
     assert train.main(_args(data, tmp_path / "whole")) == 0
-
     killed = tmp_path / "killed"
     script = tmp_path / "dying.py"
     script.write_text(_KILLED_AFTER_FIRST_CHECKPOINT)
@@ -77,21 +130,8 @@ def test_a_killed_training_resumes_at_its_checkpoint_and_ends_like_an_uninterrup
     assert run.returncode == -9, run.stderr[-2000:]
     assert not (killed / "adapter").exists()
     assert orjson.loads((killed / "checkpoints" / "latest.json").read_bytes())["step"] == 2
-
     assert train.main(_args(data, killed)) == 0  # the restart: same command, same output
-    metrics = orjson.loads((killed / "metrics.json").read_bytes())
-    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 6
-    # the curve holds the killed run's steps (restored from the checkpoint) and matches the whole run's
-    whole_metrics = orjson.loads((tmp_path / "whole" / "metrics.json").read_bytes())
-    assert metrics["loss_curve"] == whole_metrics["loss_curve"]
-    assert [p["step"] for p in metrics["loss_curve"]] == [1, 2, 3, 4, 5, 6]
-    progress = [orjson.loads(line)["step"] for line in (killed / "progress.jsonl").read_text().splitlines()]
-    assert progress == [1, 2, 3, 4, 5, 6]  # the killed run's lines are kept
-
-    whole, resumed = _adapter(tmp_path / "whole"), _adapter(killed)
-    assert whole.keys() == resumed.keys()
-    for name, tensor in whole.items():
-        assert torch.equal(tensor, resumed[name]), name
+    _assert_resumed_like_the_whole_run(tmp_path / "whole", killed)
 
 
 def test_checkpoints_sync_to_s3_and_a_new_machine_resumes_from_there(
