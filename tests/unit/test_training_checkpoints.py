@@ -214,12 +214,18 @@ def test_checkpoint_place_follows_the_documented_contract(
     monkeypatch.delenv("MIXTUNE_CHECKPOINT_URI", raising=False)
     monkeypatch.delenv("MIXTUNE_CHECKPOINT_DIR", raising=False)
     absent = tmp_path / "no-sagemaker"
+    monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
     local = checkpoint_place(TrainConfig(), str(tmp_path / "out"), sagemaker_dir=absent)
     assert (local.local, local.remote) == (tmp_path / "out" / "checkpoints", None)
     sagemaker_dir = tmp_path / "opt-ml-checkpoints"
     sagemaker_dir.mkdir()
+    monkeypatch.setenv("TRAINING_JOB_NAME", "r1-train")  # what SageMaker sets in its jobs
     on_sagemaker = checkpoint_place(TrainConfig(), "s3://work/runs/r1/train/", sagemaker_dir=sagemaker_dir)
     assert (on_sagemaker.local, on_sagemaker.remote) == (sagemaker_dir, None)  # SageMaker syncs it
+    monkeypatch.delenv("TRAINING_JOB_NAME")
+    # the image has the folder everywhere; on HyperPod it is not synced, so S3 is
+    on_hyperpod = checkpoint_place(TrainConfig(), "s3://work/runs/r1/train/", sagemaker_dir=sagemaker_dir)
+    assert on_hyperpod.remote == "s3://work/runs/r1/train/checkpoints"
     fsx = checkpoint_place(TrainConfig(checkpoint_uri="/fsx/runs/r1"), "s3://w/o", sagemaker_dir=absent)
     assert (fsx.local, fsx.remote) == (Path("/fsx/runs/r1"), None)
     elsewhere = checkpoint_place(TrainConfig(), "s3://work/runs/r1/train/", sagemaker_dir=absent)

@@ -3,10 +3,10 @@
 The contract (docs/training.md, "Checkpoints and resume"):
 
 - ``checkpoint_dir`` (``--checkpoint-dir``, env ``MIXTUNE_CHECKPOINT_DIR``): the local folder the
-  trainer writes ``checkpoint-<step>/`` folders into. Default: ``/opt/ml/checkpoints`` when it
-  exists (SageMaker creates it for a job with ``CheckpointConfig`` and syncs it with the S3 URI
-  itself), else a path given as ``checkpoint_uri``, else ``<output>/checkpoints`` for a local
-  output, else a folder under ``$MIXTUNE_CACHE``.
+  trainer writes ``checkpoint-<step>/`` folders into. Default: in a SageMaker job
+  (``TRAINING_JOB_NAME`` set, or a resource config), ``/opt/ml/checkpoints``, which SageMaker
+  syncs with ``CheckpointConfig.S3Uri`` itself; else a path given as ``checkpoint_uri``; else
+  ``<output>/checkpoints`` for a local output; else a folder under ``$MIXTUNE_CACHE``.
 - ``checkpoint_uri`` (``--checkpoint-uri``, env ``MIXTUNE_CHECKPOINT_URI``): an ``s3://`` prefix
   the entry point uploads each checkpoint to and downloads the newest from at start, or a
   shared file system path (FSx for Lustre on HyperPod), used as the folder itself. Default for
@@ -49,6 +49,13 @@ class CheckpointPlace:
         return f"{self.local}" + (f" (synced to {self.remote})" if self.remote else "")
 
 
+def on_sagemaker() -> bool:
+    """Inside a SageMaker training job (which sets TRAINING_JOB_NAME and writes the resource config)."""
+    from mixtune_training.launch import RESOURCE_CONFIG
+
+    return bool(os.environ.get("TRAINING_JOB_NAME")) or RESOURCE_CONFIG.is_file()
+
+
 def checkpoint_place(
     config: TrainConfig, output: str | None, sagemaker_dir: Path = SAGEMAKER_CHECKPOINT_DIR
 ) -> CheckpointPlace:
@@ -58,8 +65,10 @@ def checkpoint_place(
         return CheckpointPlace(Path(local or uri), None)  # a shared file system: the folder is durable
     if local:
         return CheckpointPlace(Path(local), uri)
-    if sagemaker_dir.is_dir():
-        return CheckpointPlace(sagemaker_dir, uri)  # SageMaker syncs it (with uri too, if given)
+    if on_sagemaker() and sagemaker_dir.is_dir():
+        # the image has the folder everywhere; in a SageMaker job SageMaker syncs it with
+        # CheckpointConfig.S3Uri (and with uri too, if given)
+        return CheckpointPlace(sagemaker_dir, uri)
     if output and not storage.is_s3(output):
         return CheckpointPlace(Path(output) / "checkpoints", uri)
     remote = uri or (storage.join(output, "checkpoints") if output else None)
