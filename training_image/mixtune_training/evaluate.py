@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from mixtune import storage
+from mixtune import layout, storage
 from mixtune.evaluation import (
     DomainScores,
     EvalResult,
@@ -103,7 +103,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
 
 
 def eval_json_uri(output: str) -> str:
-    return output if output.endswith(".json") else storage.join(output, "eval.json")
+    return output if output.endswith(".json") else layout.eval_result(output)
 
 
 def main(argv: list[str] | None = None) -> int:

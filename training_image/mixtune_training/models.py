@@ -13,7 +13,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from mixtune import storage
+from mixtune import layout, storage
 from mixtune_training.cache import fill_once
 from mixtune_training.common import TrainingError
 from mixtune_training.tiny import cache_root, tiny_model_dir
@@ -137,7 +137,7 @@ def load_model(name: str, dtype_preference: str = "auto", adapter: str | None = 
 
 def adapter_folder(path: Path) -> Path:
     """The folder holding adapter_config.json: the adapter itself or a train output with adapter/."""
-    for candidate in (path, path / "adapter"):
+    for candidate in (path, path / layout.ADAPTER):
         if (candidate / "adapter_config.json").is_file():
             return candidate
     raise TrainingError(f"no LoRA adapter (adapter_config.json) under {path}")

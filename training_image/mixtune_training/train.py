@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from mixtune import storage
+from mixtune import layout, storage
 from mixtune.training_config import TrainConfig
 from mixtune_training.common import (
     TrainingError,
@@ -269,7 +269,7 @@ def _progress_callback(progress_path: Path, remote_uri: str | None) -> Any:
             with progress_path.open("ab") as handle:
                 handle.write(orjson.dumps(line) + b"\n")
             if remote_uri and time.monotonic() - self.last_upload > PROGRESS_UPLOAD_EVERY_S:
-                storage.copy(str(progress_path), storage.join(remote_uri, "progress.jsonl"))
+                storage.copy(str(progress_path), layout.progress(remote_uri))
                 self.last_upload = time.monotonic()
 
     return ProgressWriter()
@@ -336,7 +336,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     with output_folder(config.output) as out:
         remote = config.output if storage.is_s3(config.output or "") else None
-        progress_path = out / "progress.jsonl"
+        progress_path = out / layout.PROGRESS
         if resume is None:
             progress_path.unlink(missing_ok=True)
         trainer = SFTTrainer(
@@ -363,11 +363,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         metrics = _metrics(config, trainer, result, train_seconds, stats, started, plan, resume)
         if eval_dataset is not None:
             metrics["eval_loss"] = trainer.evaluate().get("eval_loss")
-        save_adapter(trainer, out / "adapter")  # every rank: FSDP gathers the shards
+        save_adapter(trainer, out / layout.ADAPTER)  # every rank: FSDP gathers the shards
         if trainer.is_world_process_zero():
-            tokenizer.save_pretrained(out / "adapter")
+            tokenizer.save_pretrained(out / layout.ADAPTER)
             trainer.state.save_to_json(str(out / "trainer_state.json"))
-            (out / "metrics.json").write_bytes(dump_json(metrics))
+            (out / layout.TRAIN_METRICS).write_bytes(dump_json(metrics))
             if place.local.is_relative_to(out) and not every:
                 shutil.rmtree(place.local, ignore_errors=True)  # nothing was checkpointed there
     return metrics

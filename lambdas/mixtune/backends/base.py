@@ -231,9 +231,9 @@ def read_progress(output_uri: str) -> dict[str, Any] | None:
     """
     if not output_uri:
         return None
-    from mixtune import storage
+    from mixtune import layout, storage
 
-    uri = storage.join(output_uri, "progress.jsonl")
+    uri = layout.progress(output_uri)
     try:
         if not storage.exists(uri):
             return None
