@@ -266,7 +266,7 @@ def history(failed_state: str | None = None) -> list[dict[str, Any]]:
 
 def inputs(status: RunStatus = RunStatus.SUCCEEDED, **run_update: Any) -> Any:
     """Everything a finished run's report reads."""
-    from mixtune.report import ReportInputs
+    from mixtune.report.inputs import ReportInputs
 
     failed = status == RunStatus.FAILED
     rejected = status == RunStatus.REJECTED

@@ -212,7 +212,7 @@ def gate_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
     verdict = "promote" if gate.promote else "refuse"
     blocks: list[Block] = [Paragraph(f"The gate's decision: {verdict}.", tone)]
     if gate.reasons:
-        blocks.append(Bullets(gate.reasons, tone))
+        blocks.append(Bullets(gate.reasons))
     if gate.comparable is False:
         blocks.append(Paragraph("The two evaluations are not comparable (their configs differ).", "bad"))
     policy = [(name, value) for name, value in gate.policy.items() if value is not None]
@@ -414,9 +414,16 @@ def states_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
         ]
         for row in summary.states
     ]
-    totals = [f"wall time {seconds(summary.wall_time_s)}"]
-    if summary.job_seconds:
-        totals.append(f"job seconds {summary.job_seconds:.1f}")
+    notes = [
+        "Launch, wait and poll states of one job count as one state; job seconds are the time the job "
+        "itself measured (model loading included).",
+        f"Wall time {seconds(summary.wall_time_s)}"
+        + (f", job seconds {summary.job_seconds:.1f}." if summary.job_seconds else "."),
+    ]
+    if any(row.status == "running" for row in summary.states):
+        notes.append(
+            "A state still running is counted up to the moment it wrote this report (Notify writes it)."
+        )
     return Section(
         "states",
         "Pipeline states",
@@ -431,10 +438,7 @@ def states_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
                 ],
                 rows,
             ),
-            Paragraph(
-                "Launch, wait and poll states of one job count as one state; job seconds are the time the job "
-                "itself measured (model loading included). " + ", ".join(totals) + "."
-            ),
+            Paragraph(" ".join(notes)),
             Figure(
                 plots.timeline(
                     [(r.name, r.start_s, r.seconds, r.status) for r in summary.states], title="state timeline"

@@ -110,7 +110,7 @@ def line_chart(
     xs = [x for s in drawn for x, _ in s.points] or [0.0, 1.0]
     ys = [y for s in drawn for _, y in s.points] or [0.0, 1.0]
     x_ticks = nice_ticks(min(xs), max(xs), 6)
-    y_ticks = nice_ticks(min(0.0, min(ys)), max(ys), 4)
+    y_ticks = nice_ticks(min(ys), max(ys), 4)  # a loss curve's shape, not its distance from zero
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
     plot_w, plot_h = width - left - right, height - top - bottom
 
