@@ -142,7 +142,12 @@ def failure_section(summary: RunSummary, inputs: ReportInputs) -> Section | None
             [[Cell(failure.step or "unknown", "bad"), Cell(failure.error, code=True), Cell(failure.cause)]],
         )
     ]
-    done = [row.name for row in summary.states if row.status == "done"]
+    failed_at = next((row.start_s for row in summary.states if row.name == failure.step), None)
+    done = [
+        row.name
+        for row in summary.states
+        if row.status == "done" and (failed_at is None or row.start_s < failed_at)
+    ]
     if done:
         blocks.append(Paragraph("Steps that completed before it: " + ", ".join(done) + "."))
     return Section("failure", "What failed", blocks)
@@ -254,7 +259,9 @@ def training_section(summary: RunSummary, inputs: ReportInputs) -> Section | Non
         points = training.loss or training.smoke_loss
         blocks.append(
             Figure(
-                plots.line_chart(series, title="training loss", x_label="step", y_label="loss"),
+                plots.line_chart(
+                    series, title="training loss", x_label="step", y_label="loss", integer_x=True
+                ),
                 "Training loss by step"
                 + (" (the smoke run's in amber)" if training.smoke_loss and training.loss else ""),
                 f"loss {points[0].loss:.3f} at step {points[0].step} -> {points[-1].loss:.3f} at step {points[-1].step}",

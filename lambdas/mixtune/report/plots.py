@@ -41,15 +41,17 @@ class Bar:
     tuned_interval: tuple[float, float] | None = None
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
     """Round tick values covering [low, high], about ``count`` intervals apart (steps of 1, 2,
-    2.5 or 5 times a power of ten)."""
+    2.5 or 5 times a power of ten; whole numbers only when ``integer``)."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0, 1.0]
     if high <= low:
         high = low + (abs(low) or 1.0)
     power = 10 ** math.floor(math.log10((high - low) / max(1, count)))
     steps = [m * power * scale for scale in (1, 10) for m in (1, 2, 2.5, 5)]
+    if integer:
+        steps = [step for step in steps if step >= 1 and step == int(step)] or [1.0]
 
     def intervals(step: float) -> int:
         return math.ceil(high / step - 1e-9) - math.floor(low / step + 1e-9)
@@ -101,7 +103,14 @@ class _Canvas:
 
 
 def line_chart(
-    series: Sequence[Series], *, title: str, x_label: str, y_label: str, width: int = 640, height: int = 260
+    series: Sequence[Series],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    integer_x: bool = False,
+    width: int = 640,
+    height: int = 260,
 ) -> str:
     """Lines over a shared x axis (e.g. loss by step), with a legend when there are several."""
     drawn = [s for s in series if s.points]
@@ -109,7 +118,7 @@ def line_chart(
     left, right, top, bottom = 52, 16, 16 + (16 if len(drawn) > 1 else 0), 40
     xs = [x for s in drawn for x, _ in s.points] or [0.0, 1.0]
     ys = [y for s in drawn for _, y in s.points] or [0.0, 1.0]
-    x_ticks = nice_ticks(min(xs), max(xs), 6)
+    x_ticks = nice_ticks(min(xs), max(xs), 6, integer=integer_x)
     y_ticks = nice_ticks(min(ys), max(ys), 4)  # a loss curve's shape, not its distance from zero
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
     plot_w, plot_h = width - left - right, height - top - bottom
