@@ -153,3 +153,15 @@ def test_a_registered_section_appears_in_both_pages_where_it_was_put() -> None:
     markdown = files["report.md"]
     assert markdown.index("## Scores") < markdown.index("## Sweep arms") < markdown.index("## The gate")
     assert "three arms, 75/25 chosen" in parse_html(files["report.html"]).text
+
+
+def test_a_markdown_parser_reads_every_table_of_the_markdown_page() -> None:
+    from markdown_it import MarkdownIt
+
+    files = _files()
+    rendered = MarkdownIt("commonmark").enable("table").render(files["report.md"])
+    page = parse_html(rendered)
+
+    assert page.tags["table"] == parse_html(files["report.html"]).tags["table"]
+    assert ["<|im_start|>", "6"] in page.table_with("repair")  # the escaped pipes stay in their cell
+    assert "| ---" not in rendered
