@@ -334,7 +334,10 @@ class Demo:
 
         from mixtune.report.document import change, number
 
-        table = Table(title=f"run {summary.run_id}: {summary.status} ({summary.verdict.headline})")
+        self.console.print(
+            f"run {summary.run_id}: [bold]{summary.verdict.headline}[/bold] ({summary.status})"
+        )
+        table = Table()
         for column, justify in (
             ("metric", "left"),
             ("base", "right"),

@@ -125,6 +125,12 @@ def count(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
+def records_used(selected: int | None, available: int | None) -> str:
+    if selected is not None and available is not None and selected > available:
+        return f"{count(selected)} ({count(available)} available, repeated)"
+    return f"{count(selected)} of {count(available)}"
+
+
 def short_hash(value: str | None) -> str:
     return "n/a" if not value else value[:12]
 
@@ -385,7 +391,7 @@ def mix_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
                 [
                     Cell(s.name + (f" ({', '.join(s.notes)})" if s.notes else "")),
                     Cell(s.category),
-                    Cell(f"{count(s.selected_records)} of {count(s.available_records)}"),
+                    Cell(records_used(s.selected_records, s.available_records)),
                     Cell(short_hash(s.sha256), code=True, nowrap=True),
                     Cell(s.uri, code=True),
                 ]

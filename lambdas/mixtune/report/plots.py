@@ -65,6 +65,7 @@ def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -
 
 
 def _fmt(value: float) -> str:
+    """A value label: thousands separated, three significant digits below ten."""
     if value == 0:
         return "0"
     if abs(value) >= 1000:
@@ -72,6 +73,14 @@ def _fmt(value: float) -> str:
     if abs(value) >= 10:
         return f"{value:.0f}"
     return f"{value:.3g}"
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """Labels with the same number of decimals, as few as tell the ticks apart exactly."""
+    for decimals in range(7):
+        if all(abs(round(t, decimals) - t) < 1e-9 * max(1.0, abs(t)) for t in ticks):
+            return [f"{t:,.{decimals}f}" for t in ticks]
+    return [_fmt(t) for t in ticks]
 
 
 class _Canvas:
@@ -129,17 +138,15 @@ def line_chart(
     def py(y: float) -> float:
         return top + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
 
-    for tick in y_ticks:
+    for tick, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
         canvas.add(
             "line", x1=left, x2=width - right, y1=f"{py(tick):.1f}", y2=f"{py(tick):.1f}", stroke=GRID_COLOUR
         )
-        canvas.add(
-            "text", _fmt(tick), x=left - 6, y=f"{py(tick) + 4:.1f}", text_anchor="end", fill=MUTED_COLOUR
-        )
-    for tick in x_ticks:
+        canvas.add("text", label, x=left - 6, y=f"{py(tick) + 4:.1f}", text_anchor="end", fill=MUTED_COLOUR)
+    for tick, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
         canvas.add(
             "text",
-            _fmt(tick),
+            label,
             x=f"{px(tick):.1f}",
             y=height - bottom + 16,
             text_anchor="middle",
@@ -276,7 +283,7 @@ def share_bars(rows: Sequence[tuple[str, float, float | None]], *, title: str, w
 
 def timeline(rows: Sequence[tuple[str, float, float, str]], *, title: str, width: int = 640) -> str:
     """Each state as a bar from its start for its duration (seconds); failed ones in red."""
-    row_h, label_w, top, bottom = 20, 130, 8, 30
+    row_h, label_w, top, bottom = 20, 130, 8, 40
     height = top + row_h * max(1, len(rows)) + bottom
     canvas = _Canvas(width, height, title)
     end = max((start + seconds for _, start, seconds, _ in rows), default=1.0) or 1.0
@@ -287,11 +294,9 @@ def timeline(rows: Sequence[tuple[str, float, float, str]], *, title: str, width
         return label_w + seconds / (ticks[-1] or 1) * plot_w
 
     axis_y = top + row_h * len(rows) + 4
-    for tick in ticks:
+    for tick, label in zip(ticks, tick_labels(ticks), strict=True):
         canvas.add("line", x1=f"{px(tick):.1f}", x2=f"{px(tick):.1f}", y1=top, y2=axis_y, stroke=GRID_COLOUR)
-        canvas.add(
-            "text", _fmt(tick), x=f"{px(tick):.1f}", y=axis_y + 14, text_anchor="middle", fill=MUTED_COLOUR
-        )
+        canvas.add("text", label, x=f"{px(tick):.1f}", y=axis_y + 14, text_anchor="middle", fill=MUTED_COLOUR)
     canvas.add(
         "text",
         "seconds since the execution started",
