@@ -256,6 +256,8 @@ class Demo:
                 if snap.done:
                     break
                 time.sleep(1.0)
+        if not self.console.is_terminal:
+            self.console.line()  # off a terminal, the live view's last line ends without one
         if not snap.done:
             self.log(f"[red]the run did not finish within {self.plan.timeout_s} s[/red]")
         return snap

@@ -221,8 +221,11 @@ def gate_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
         return None
     tone: Tone = "good" if gate.promote else "bad"
     verdict = "promote" if gate.promote else "refuse"
-    blocks: list[Block] = [Paragraph(f"The gate's decision: {verdict}.", tone)]
-    if gate.reasons:
+    shown = gate.reasons == summary.verdict.reasons
+    blocks: list[Block] = [
+        Paragraph(f"The gate's decision: {verdict}" + (", for the reasons above." if shown else "."), tone)
+    ]
+    if gate.reasons and gate.reasons != summary.verdict.reasons:
         blocks.append(Bullets(gate.reasons))
     if gate.comparable is False:
         blocks.append(Paragraph("The two evaluations are not comparable (their configs differ).", "bad"))

@@ -83,6 +83,7 @@ def publish_run_report(run: Run) -> tuple[Run, ReportLink | None]:
     try:
         uri = write_run_report(run)
         run = RunsRepository.from_settings().update(run.run_id, lineage={"run_report_uri": uri})
+        logger.info("run report written", extra={"run_id": run.run_id, "uri": uri})
     except Exception:
         logger.exception("run report not written", extra={"run_id": run.run_id})
         metrics.add_metric(name="ReportsFailed", unit="Count", value=1)
