@@ -51,13 +51,12 @@ def test_a_promoted_run_gets_a_report_with_scores_loss_curve_and_states(stack: A
     assert all(row[1] == "done" for row in page.table_with("state")[1:-1])
     assert summary["mix"]["parts"][0]["name"] == "domain"
     assert summary["data"]["counts"]["input"] == 60
-    # GET /runs/{id} returns a link to the same page
+    # GET /runs/{id} links to the same page
     from mixtune.api.models import RunDetail
     from mixtune.report.links import link_to
 
-    detail = RunDetail.of(
-        stack.repo().get(run.run_id), link_to(stack.repo().get(run.run_id).lineage.run_report_uri)
-    )
+    stored = stack.repo().get(run.run_id)
+    detail = RunDetail.of(stored, link_to(stored.lineage.run_report_uri))
     assert detail.report is not None and detail.report.uri == message["Message"]["report"]["uri"]
 
 
