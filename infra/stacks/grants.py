@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import IConstruct
 
+from mixtune import layout
+
 from .nag import acknowledge
-from .names import ResourceNames
+from .names import NAG_ACCOUNT, NAG_PARTITION, NAG_REGION, ResourceNames
 
 Level = Literal["", "read", "read_write"]
 
@@ -39,11 +42,23 @@ class DataAccess:
     publish: bool = False
     start_execution: bool = False
     invoke_prepare: bool = False  # asynchronous hand-over of a run to `prepare`
+    # The run report: written when an outcome is announced (reads what the report shows,
+    # writes reports/, reads the execution's history), and links to it signed with the
+    # report signer's key (infra/stacks/report_links.py).
+    writes_reports: bool = False
+    signs_report_links: bool = False
 
 
 ACCESS: dict[str, DataAccess] = {
     "prepare": DataAccess(
-        raw="read", work="read_write", runs="read_write", idempotency=True, publish=True, start_execution=True
+        raw="read",
+        work="read_write",
+        runs="read_write",
+        idempotency=True,
+        publish=True,
+        start_execution=True,
+        writes_reports=True,  # a rejected dataset's report
+        signs_report_links=True,
     ),
     "mix": DataAccess(work="read_write", runs="read_write"),
     # launch_job records the job in the run's item; poll_job reads the job's progress.jsonl.
@@ -52,8 +67,9 @@ ACCESS: dict[str, DataAccess] = {
     "baseline_lookup": DataAccess(work="read", runs="read"),
     "record": DataAccess(work="read", runs="read_write"),
     "mark_failed": DataAccess(runs="read_write"),
-    "notify": DataAccess(runs="read", publish=True),
-    "api": DataAccess(raw="read", runs="read_write", invoke_prepare=True),
+    # notify records where the report went in the run's lineage.
+    "notify": DataAccess(runs="read_write", publish=True, writes_reports=True, signs_report_links=True),
+    "api": DataAccess(raw="read", runs="read_write", invoke_prepare=True, signs_report_links=True),
     "schedule": DataAccess(runs="read_write", start_execution=True, invoke_prepare=True),
 }
 
@@ -67,6 +83,8 @@ class Targets:
     topic_arn: str
     state_machine_arn: str
     prepare_function_arn: str
+    state_machine_name: str  # its executions' history feeds the report
+    report_signer_secret_arn: str
 
 
 def grant_bucket(role: iam.IRole, targets: Targets, purpose: str, level: Level, keys: str = "*") -> None:
@@ -134,6 +152,54 @@ def grant_access(role: iam.IRole, access: DataAccess, targets: Targets) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[targets.prepare_function_arn])
         )
+    if access.writes_reports:
+        grant_report_writing(role, targets)
+    if access.signs_report_links:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[targets.report_signer_secret_arn]
+            )
+        )
+        _grant_key(role, targets.key, "read")  # the secret is encrypted with the data key
+
+
+def grant_report_writing(role: iam.IRole, targets: Targets) -> None:
+    """Read the files a report shows (mixtune.layout.REPORT_INPUT_KEYS, no dataset text), write
+    reports/, read the execution history for the state durations."""
+    names = targets.names
+    reports = f"{layout.REPORTS}/*"
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=list(S3_READ_OBJECTS),
+            resources=[names.bucket_arn("work", keys) for keys in layout.REPORT_INPUT_KEYS],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=list(S3_WRITE_OBJECTS), resources=[names.bucket_arn("work", reports)])
+    )
+    executions = f"execution:{targets.state_machine_name}:*"
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["states:GetExecutionHistory"],
+            resources=[f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:{executions}"],
+        )
+    )
+    _grant_key(role, targets.key, "read_write")
+    acknowledge(
+        role,
+        {
+            **{
+                f"AwsSolutions-IAM5[Resource::{names.nag_bucket_arn('work', keys)}]": (
+                    "A file the run report shows, in any run's folder: reports, manifests, metrics, "
+                    "never the data."
+                )
+                for keys in (*layout.REPORT_INPUT_KEYS, reports)
+            },
+            f"AwsSolutions-IAM5[Resource::arn:{NAG_PARTITION}:states:{NAG_REGION}:{NAG_ACCOUNT}:{executions}]": (
+                "The history of any execution of the pipeline's own state machine (execution names are run ids)."
+            ),
+        },
+    )
 
 
 def _grant_key(role: iam.IRole, key: kms.IKey, level: Level) -> None:

@@ -27,6 +27,7 @@ from .functions import FunctionFactory, powertools_environment, retention
 from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
 from .layer import dependencies_layer
 from .nag import acknowledge
+from .report_links import ReportLinkSigner
 from .storage import StorageStack
 from .training import TrainingIdentities
 
@@ -68,12 +69,15 @@ class PipelineStack(Stack):
             resource_name=self.prepare_function_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        self.report_signer = ReportLinkSigner(self, "ReportLinks", names=storage.names, key=storage.key)
         self.targets = Targets(
             names=storage.names,
             key=storage.key,
             topic_arn=storage.topic.topic_arn,
             state_machine_arn=self.state_machine_arn,
             prepare_function_arn=self.prepare_function_arn,
+            state_machine_name=self.state_machine_name,
+            report_signer_secret_arn=self.report_signer.secret_arn,
         )
         self.training = TrainingIdentities(self, "Training", config=config, targets=self.targets)
         self.factory = FunctionFactory(
@@ -120,6 +124,7 @@ class PipelineStack(Stack):
             "scheduled_datasets": ",".join(scheduled),
             "prepare_function_name": self.prepare_function_name,
             "default_run_config": config.default_run_config,
+            "report_signer_secret": self.report_signer.secret_name,
         }
 
     # -- functions --------------------------------------------------------------------------

@@ -43,7 +43,9 @@ FUNCTIONS: tuple[FunctionDef, ...] = (
     FunctionDef("baseline_lookup", "mixtune.handlers.baseline_lookup.handler", 30, 256, True, _RUNS),
     FunctionDef("record", "mixtune.handlers.record.handler", 60, 256, True, _RUNS),
     FunctionDef("mark_failed", "mixtune.handlers.mark_failed.handler", 30, 256, True, _RUNS),
-    FunctionDef("notify", "mixtune.handlers.notify.handler", 30, 256, True, (*_RUNS, "topic_arn")),
+    FunctionDef(
+        "notify", "mixtune.handlers.notify.handler", 30, 256, True, (*_RUNS, "topic_arn", "work_bucket")
+    ),
     FunctionDef(
         "api", "mixtune.handlers.api.handler", 30, 512, False, (*_RUNS, "raw_bucket", "prepare_function_name")
     ),

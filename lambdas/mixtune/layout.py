@@ -7,6 +7,10 @@ Every handler, the training image and the demo take these names from here::
     s3://<work>/runs/<run id>/<step>/  (smoke, train, evaluate_baseline, evaluate_tuned)
         train and smoke:   adapter/  metrics.json  progress.jsonl
         evaluations:       eval.json
+    s3://<work>/reports/<run id>/    report.html  report.md  summary.json
+
+Reports have a prefix of their own, apart from the data: the identity that signs their links
+may read ``reports/`` and nothing else, so a link can never reach dataset text.
 
 A re-evaluation run reads the prepared folder of the run it re-scores, so functions that
 name a file inside a folder take the folder's URI, not a run id.
@@ -29,6 +33,19 @@ ADAPTER = "adapter"
 TRAIN_METRICS = "metrics.json"
 PROGRESS = "progress.jsonl"
 EVAL_RESULT = "eval.json"
+# the run's report, written when its outcome is announced
+REPORTS = "reports"
+REPORT_HTML = "report.html"
+REPORT_MARKDOWN = "report.md"
+REPORT_SUMMARY = "summary.json"
+# What the report reads (key patterns of the work bucket, for the writer's IAM grant).
+REPORT_INPUT_KEYS = (
+    f"datasets/*/{PREPARE_REPORT}",
+    f"runs/*/{MIX_MANIFEST}",
+    f"runs/*/{TRAIN_METRICS}",
+    f"runs/*/{PROGRESS}",
+    f"runs/*/{EVAL_RESULT}",
+)
 
 
 def dataset_folder(work_bucket: str, run_id: str) -> str:
@@ -43,6 +60,11 @@ def run_folder(work_bucket: str, run_id: str, part: str) -> str:
 
 def mix_folder(work_bucket: str, run_id: str) -> str:
     return run_folder(work_bucket, run_id, "mix")
+
+
+def report_folder(work_bucket: str, run_id: str) -> str:
+    """Where a run's report goes: a prefix apart from its data (see the module's docstring)."""
+    return f"s3://{work_bucket}/{REPORTS}/{run_id}/"
 
 
 def prepared_data(dataset: str) -> str:
@@ -76,3 +98,7 @@ def eval_result(eval_output: str) -> str:
 
 def progress(train_output: str) -> str:
     return storage.join(train_output, PROGRESS)
+
+
+def train_metrics(train_output: str) -> str:
+    return storage.join(train_output, TRAIN_METRICS)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mixtune.errors import retryable_aws_errors
+from mixtune.report.links import ReportLink
 from mixtune.runs.model import Run, RunStatus
 
 SUBJECT_MAX = 100  # SNS limit on email subjects
@@ -40,6 +41,7 @@ class RunMessage(BaseModel):
     gate: dict[str, Any] | None = None
     failure: dict[str, str] | None = None
     uris: dict[str, Any] = Field(default_factory=dict)
+    report: ReportLink | None = None  # the run's report page: S3 URI and presigned link
 
 
 class Notification(BaseModel):
@@ -63,7 +65,7 @@ def _subject(run: Run) -> str:
     return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 3] + "..."
 
 
-def build_notification(run: Run) -> Notification:
+def build_notification(run: Run, report: ReportLink | None = None) -> Notification:
     lineage = run.lineage.model_dump(exclude_none=True, exclude={"job_ids", "output_sha256"})
     uris = {k: v for k, v in lineage.items() if v}
     metrics = run.metrics or None
@@ -78,6 +80,7 @@ def build_notification(run: Run) -> Notification:
         gate=run.gate,
         failure=run.failure.model_dump() if run.failure else None,
         uris=uris,
+        report=report,
     )
     return Notification(
         subject=_subject(run),
@@ -120,9 +123,11 @@ def announce(run: Run) -> Announcement:
     only a caller outside Lambda with no topic configured publishes nothing.
     """
     from mixtune.observability import logger
+    from mixtune.report.publish import publish_run_report
     from mixtune.settings import get_settings
 
-    notification = build_notification(run)
+    run, report = publish_run_report(run)  # every outcome announced gets its report
+    notification = build_notification(run, report)
     topic = get_settings().topic_arn
     message_id = None
     if topic:

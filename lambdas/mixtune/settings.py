@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["local", "sagemaker", "hyperpod"]
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     # started by a dataset dropped in S3 or by a schedule get: what the API's POST /runs
     # would otherwise carry (mix, train, evaluation, gate, ...).
     default_run_config: dict[str, Any] = {}
+    # Links to a run's report (SNS message, GET /runs/{id}): how long they live (SigV4 allows
+    # at most 7 days), and the Secrets Manager secret holding the access key that signs them
+    # (an IAM user that may read reports/ only; empty: the function's own credentials sign).
+    report_link_expiry_s: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+    report_signer_secret: str = ""
 
 
 ENV_PREFIX = Settings.model_config.get("env_prefix", "MIXTUNE_")

@@ -230,6 +230,7 @@ def test_uploaded_dataset_runs_to_succeeded_with_metrics_sns_and_api(
     assert "domain_f1" in metrics["tuned"]["M"]
     [message] = messages_for(queue, run_id)
     assert message["status"] == "SUCCEEDED"
+    assert message["report"]["uri"] == f"s3://{cloud.resources.work_bucket}/reports/{run_id}/report.html"
     status, body = api(cloud, "GET", f"/runs/{run_id}")
     assert status == 200 and body["run_id"] == run_id and body["status"] == "SUCCEEDED"
     assert body["lineage"]["adapter_uri"].startswith(f"s3://{cloud.resources.work_bucket}/")
@@ -274,3 +275,31 @@ def test_runs_commands_read_the_local_api(cloud: LocalState, uploads: dict[str, 
     assert listed.returncode == 0, listed.stderr
     assert [run["run_id"] for run in json.loads(listed.stdout)["runs"]] == [run_id]
     assert missing.returncode == 2 and "no run" in missing.stderr
+
+
+def test_the_report_link_opens_on_this_machine_and_runs_show_open_writes_the_page(
+    cloud: LocalState, uploads: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.support.html import parse_html
+
+    run_id = uploads["run_id"]
+    wait_for_run(cloud, run_id)
+    _, run = api(cloud, "GET", f"/runs/{run_id}")
+    link = run["report"]
+
+    assert link["uri"] == run["lineage"]["run_report_uri"]
+    assert link["url"].startswith(f"{cloud.endpoint}/")  # moto's S3 on 127.0.0.1
+    with urllib.request.urlopen(link["url"], timeout=30) as response:  # as a browser: no credentials
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        page = parse_html(response.read().decode())
+    assert page.tags["table"] >= 5 and page.tags["svg"] >= 3
+    assert run_id in page.text
+
+    opened = _mixtune(
+        "runs", "show", run_id, "--open", "--out", str(tmp_path), "--endpoint", cloud.api_endpoint
+    )
+
+    assert opened.returncode == 0, opened.stderr
+    path = Path(opened.stdout.strip())
+    assert path == (tmp_path / run_id / "report.html").resolve()
+    assert parse_html(path.read_text()).tags["table"] == page.tags["table"]

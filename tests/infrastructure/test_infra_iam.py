@@ -68,7 +68,9 @@ def test_no_policy_allows_a_wildcard_action(synthesized):
 def _role_statements(synthesized, stack: str, role_id: str) -> list[dict]:
     statements = []
     for resource in synthesized.raw[stack]["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"].get(
+            "Roles", []
+        ):
             statements += resource["Properties"]["PolicyDocument"]["Statement"]
     role = synthesized.raw[stack]["Resources"][role_id]["Properties"]
     for policy in role.get("Policies", []):

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mixtune.report.links import ReportLink
 from mixtune.runs.model import Run, RunConfig, RunStatus
 from mixtune.settings import get_settings
 
@@ -47,6 +48,16 @@ class RunAccepted(BaseModel):
     @classmethod
     def of(cls, run: Run) -> RunAccepted:
         return cls(run_id=run.run_id, status=run.status, dataset=run.dataset, location=f"/runs/{run.run_id}")
+
+
+class RunDetail(Run):
+    """``GET /runs/{id}``: the run, with a fresh link to its report once it has one."""
+
+    report: ReportLink | None = None
+
+    @classmethod
+    def of(cls, run: Run, report: ReportLink | None) -> RunDetail:
+        return cls.model_validate({**run.model_dump(), "report": report})
 
 
 class RunList(BaseModel):

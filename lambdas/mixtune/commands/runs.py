@@ -8,6 +8,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from mixtune.cli import UsageError
@@ -30,6 +31,16 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=run_list)
     show = actions.add_parser("show", parents=[common], help="one run: status, stage, metrics, gate, lineage")
     show.add_argument("run_id")
+    show.add_argument(
+        "--open",
+        action="store_true",
+        help="fetch the run's report page through its link, write it locally and print its path",
+    )
+    show.add_argument(
+        "--out",
+        default=".mixtune/reports",
+        help="where --open writes <run id>/report.html (default: %(default)s)",
+    )
     show.set_defaults(func=run_show)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -123,5 +134,27 @@ def run_show(args: argparse.Namespace) -> int:
         raise UsageError(f"no run {args.run_id!r}")
     if status != 200:
         raise UsageError(f"GET /runs/{args.run_id} answered {status}: {(body or {}).get('message', body)}")
+    if args.open:
+        print(save_report_page(body, Path(args.out)))
+        return 0
     print(json.dumps(body, indent=2, sort_keys=False))
     return 0
+
+
+def save_report_page(run: dict[str, Any], out: Path) -> Path:
+    """Download the run's report page through the presigned link ``GET /runs/{id}`` gave."""
+    report = run.get("report") or {}
+    if not report.get("url"):
+        why = "it is written when the run ends" if not report else "its link could not be signed"
+        raise UsageError(f"run {run.get('run_id')} ({run.get('status')}) has no report link: {why}")
+    try:
+        with urllib.request.urlopen(report["url"], timeout=60) as response:
+            page = response.read()
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot fetch the report of run {run.get('run_id')}: {exc}") from exc
+    from mixtune import layout
+
+    path = out / str(run["run_id"]) / layout.REPORT_HTML
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(page)
+    return path.resolve()

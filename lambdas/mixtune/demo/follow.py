@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mixtune.demo.report import StateTiming
+from mixtune import layout
+from mixtune.report.inputs import parse_jsonl
+from mixtune.report.timeline import Phase, phases_from_history
 
-# Launch/Wait/Poll/Done states of one long step show as one phase.
-_PHASE_SUFFIX = re.compile(r"(Launch|Wait|Poll|Done|Check)$")
-_INSTANT_STATES = ("Choice", "Pass", "Succeed", "Fail")
 TERMINAL = {"REJECTED", "SUCCEEDED", "REJECTED_BY_GATE", "FAILED"}
-
-
-def phase_of(state_name: str) -> str:
-    return _PHASE_SUFFIX.sub("", state_name) or state_name
-
-
-class Phase(BaseModel):
-    name: str
-    started: datetime
-    ended: datetime | None = None
-    failed: bool = False
-
-    def seconds(self, now: datetime) -> float:
-        return ((self.ended or now) - self.started).total_seconds()
 
 
 class Snapshot(BaseModel):
@@ -48,56 +31,17 @@ class Snapshot(BaseModel):
     def done(self) -> bool:
         if self.status not in TERMINAL:
             return False
-        # The run's record turns terminal in Record/MarkFailed; Notify still follows.
+        # The run's record turns terminal in Record/MarkFailed; Notify (which writes the
+        # report) still follows.
         return self.status == "REJECTED" or self.execution_status not in (None, "RUNNING")
-
-    def timings(self, now: datetime) -> list[StateTiming]:
-        return [
-            StateTiming(
-                name=p.name,
-                seconds=p.seconds(now),
-                status="failed" if p.failed else ("done" if p.ended else "running"),
-            )
-            for p in self.phases
-        ]
-
-
-def phases_from_history(events: list[dict[str, Any]]) -> list[Phase]:
-    """Phases in order of first entry, from Step Functions execution history events."""
-    phases: dict[str, Phase] = {}
-    open_states: dict[str, str] = {}  # state -> phase, while entered and not exited
-    for event in events:
-        kind, stamp = event["type"], event["timestamp"]
-        if kind.startswith(_INSTANT_STATES):
-            continue  # Choice/Pass/Succeed/Fail take no time: not worth a row
-        if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            phase = phase_of(name)
-            if phase not in phases:
-                phases[phase] = Phase(name=phase, started=stamp)
-            phases[phase].ended = None
-            open_states[name] = phase
-        elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            phase = open_states.pop(name, phase_of(name))
-            if phase in phases:
-                phases[phase].ended = stamp
-        elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed") and open_states:
-            last = list(open_states.values())[-1]
-            phases[last].failed = True
-    return list(phases.values())
 
 
 def parse_progress(text: str) -> list[tuple[int, float]]:
-    points = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line being written
-        if isinstance(row, dict) and isinstance(row.get("loss"), int | float) and "step" in row:
-            points.append((int(row["step"]), float(row["loss"])))
-    return points
+    return [
+        (int(row["step"]), float(row["loss"]))
+        for row in parse_jsonl(text)
+        if isinstance(row.get("loss"), int | float) and "step" in row
+    ]
 
 
 class RunFollower:
@@ -125,7 +69,7 @@ class RunFollower:
     def _progress(self, output_uri: str | None) -> list[tuple[int, float]]:
         if not output_uri:
             return []
-        text = self.read_s3_text(output_uri.rstrip("/") + "/progress.jsonl")
+        text = self.read_s3_text(layout.progress(output_uri))
         return parse_progress(text) if text else []
 
     def snapshot(self) -> Snapshot:

@@ -3,7 +3,8 @@
 Start the local cloud; generate the sample support-intent dataset (some rows carry template
 collisions); get self-rehearsal general data from the base model (cached); upload the data,
 the rehearsal set and a catalog; start a run on the uploaded file with the demo's config;
-follow it (states, training loss, evaluation); print the base-vs-tuned table; write a report.
+follow it (states, training loss, evaluation); print the base-vs-tuned table; fetch the
+report the pipeline wrote for the run (the same page any run of the service gets).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pydantic import BaseModel
 
 from mixtune.demo.data import catalog_text, rehearsal_data, write_domain_dataset
 from mixtune.demo.follow import RunFollower, Snapshot
-from mixtune.demo.report import DemoSummary, ScoreRow, fmt_number, gate_line, write_report
 
 DATASET_KEY = "incoming/support-intents.jsonl"
 GENERAL_PREFIX = "general"
@@ -211,10 +211,13 @@ class Demo:
         follower = RunFollower(cloud.api_endpoint, s3, cloud.client("stepfunctions"), run_id)
         snap = self._follow(follower)
         message = self._sns_message(sqs, queue_url)
-        summary = self._summary(follower, snap, message, cloud)
-        report = write_report(summary, self.out_dir / "report")
-        self._print_table(summary)
-        self.console.print(f"report: {report}  (and report.html, loss.png, scores.png beside it)")
+        fetched = self._fetch_report(follower, snap, self.out_dir / "report")
+        if fetched is None:
+            self.log("[red]the pipeline wrote no report for the run[/red]")
+            return 1
+        page, summary = fetched
+        self._print_result(summary, message, cloud)
+        self.console.print(f"report: {page}  (report.md and summary.json beside it)")
         return 0 if summary.status in ("SUCCEEDED", "REJECTED_BY_GATE") else 1
 
     def _subscribe(self, cloud: Any) -> str:
@@ -253,6 +256,8 @@ class Demo:
                 if snap.done:
                     break
                 time.sleep(1.0)
+        if not self.console.is_terminal:
+            self.console.line()  # off a terminal, the live view's last line ends without one
         if not snap.done:
             self.log(f"[red]the run did not finish within {self.plan.timeout_s} s[/red]")
         return snap
@@ -267,11 +272,11 @@ class Demo:
         table.add_column("state", min_width=18)
         table.add_column("time", justify="right")
         table.add_column("status")
-        for timing in snap.timings(now):
+        for phase in snap.phases:
             mark = {"done": "[green]done[/green]", "failed": "[red]failed[/red]"}.get(
-                timing.status, "[yellow]running...[/yellow]"
+                phase.status, "[yellow]running...[/yellow]"
             )
-            table.add_row(timing.name, f"{timing.seconds:5.1f}s", mark)
+            table.add_row(phase.name, f"{phase.seconds(now):5.1f}s", mark)
         run = snap.run or {}
         lines = [
             Text.from_markup(
@@ -303,90 +308,62 @@ class Demo:
                 return {"subject": body.get("Subject"), "message": body.get("Message")}
         return None
 
-    def _summary(
-        self, follower: RunFollower, snap: Snapshot, message: dict[str, Any] | None, cloud: Any
-    ) -> DemoSummary:
-        from mixtune.evaluation import EvalResult
+    def _fetch_report(self, follower: RunFollower, snap: Snapshot, folder: Path) -> tuple[Path, Any] | None:
+        """The report the pipeline wrote for the run, copied into ``folder``: (page, summary).
 
+        It is written when the outcome is announced, just after the run's status turns final.
+        """
+        from mixtune import layout
+        from mixtune.report.summary import RunSummary
+
+        deadline = time.monotonic() + 60
         run = snap.run or {}
-        lineage = run.get("lineage") or {}
-        evals: dict[str, Any] = {}
-        for name in ("baseline", "tuned"):
-            text = follower.read_s3_text((lineage.get("eval_uris") or {}).get(name))
-            evals[name] = EvalResult.from_json(text) if text else None
-        scores = score_rows(evals.get("baseline"), evals.get("tuned"))
-        report_text = follower.read_s3_text(lineage.get("report_uri"))
-        counts = (json.loads(report_text).get("counts") or {}) if report_text else {}
-        res = cloud.resources
-        where = {
-            "run record": f"DynamoDB table {res.runs_table}, key run_id={run.get('run_id')} (GET {cloud.api_endpoint}/runs/{run.get('run_id')})",
-            "SNS message": f"topic {res.topic_arn} -> SQS queue {QUEUE_NAME}"
-            + (f": {message['subject']}" if message and message.get("subject") else " (none received)"),
-            "adapter": str(lineage.get("adapter_uri") or "n/a"),
-            "mix manifest": str(lineage.get("manifest_uri") or "n/a"),
-            "data report": str(lineage.get("report_uri") or "n/a"),
-        }
-        failure = run.get("failure") or None
-        return DemoSummary(
-            title=f"mixtune demo ({self.plan.name}: {self.plan.base_model})",
-            run_id=str(run.get("run_id", "")),
-            status=snap.status,
-            base_model=self.plan.base_model,
-            mix=f"{self.plan.domain_percent:.0f}% domain / {100 - self.plan.domain_percent:.0f}% self-rehearsal",
-            wall_time_s=time.monotonic() - self.started,
-            scores=scores,
-            gate=run.get("gate"),
-            states=snap.timings(datetime.now(UTC)),
-            loss=snap.loss,
-            prepare_counts={k: int(v) for k, v in counts.items() if isinstance(v, int)},
-            where=where,
-            failure=f"{failure.get('error')}: {failure.get('cause')}"[:500]
-            if isinstance(failure, dict)
-            else None,
-        )
+        while not (run.get("lineage") or {}).get("run_report_uri") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run = follower.run_record() or {}
+        uri = (run.get("lineage") or {}).get("run_report_uri")
+        if not uri:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        texts = {}
+        for name in (layout.REPORT_HTML, layout.REPORT_MARKDOWN, layout.REPORT_SUMMARY):
+            texts[name] = follower.read_s3_text(uri.rsplit("/", 1)[0] + "/" + name) or ""
+            (folder / name).write_text(texts[name], encoding="utf-8")
+        return folder / layout.REPORT_HTML, RunSummary.model_validate_json(texts[layout.REPORT_SUMMARY])
 
-    def _print_table(self, summary: DemoSummary) -> None:
+    def _print_result(self, summary: Any, message: dict[str, Any] | None, cloud: Any) -> None:
         from rich.table import Table
 
-        table = Table(title=f"{summary.title}: run {summary.run_id} {summary.status}")
+        from mixtune.report.document import change, number
+
+        self.console.print(
+            f"run {summary.run_id}: [bold]{summary.verdict.headline}[/bold] ({summary.status})"
+        )
+        table = Table()
         for column, justify in (
             ("metric", "left"),
             ("base", "right"),
             ("tuned", "right"),
-            ("delta", "right"),
+            ("change", "right"),
         ):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in summary.scores:
-            delta = "n/a" if row.delta is None else f"{row.delta:+.3f}"
-            table.add_row(row.name, fmt_number(row.base), fmt_number(row.tuned), delta)
+            table.add_row(row.name, number(row.base), number(row.tuned), change(row))
         self.console.print(table)
-        self.console.print(f"gate: {gate_line(summary.gate)}")
-        if summary.failure:
-            self.console.print(f"[red]failure: {summary.failure}[/red]")
-        if summary.prepare_counts:
-            self.console.print("data: " + ", ".join(f"{k} {v}" for k, v in summary.prepare_counts.items()))
-        for key, value in summary.where.items():
-            self.console.print(f"{key}: {value}")
-        self.console.print(f"wall time: {summary.wall_time_s:.0f} s")
-
-
-def score_rows(baseline: Any, tuned: Any) -> list[ScoreRow]:
-    """Base vs tuned rows from two ``EvalResult``s (either may be missing)."""
-
-    def get(result: Any, path: str) -> float | None:
-        value: Any = result
-        for part in path.split("."):
-            value = getattr(value, part, None) if value is not None else None
-        return float(value) if isinstance(value, int | float) else None
-
-    rows = [
-        ("domain macro-F1", "domain.classification.macro_f1", True),
-        ("domain accuracy", "domain.classification.accuracy", True),
-        ("MMLU accuracy (subset)", "mmlu.micro_accuracy", True),
-        ("general loss (held-out rehearsal)", "general.loss", False),
-    ]
-    return [
-        ScoreRow(name=name, base=get(baseline, path), tuned=get(tuned, path), higher_is_better=better)
-        for name, path, better in rows
-        if get(baseline, path) is not None or get(tuned, path) is not None
-    ]
+        for reason in summary.verdict.reasons:
+            self.console.print(f"  {reason}")
+        if summary.data and summary.data.counts:
+            self.console.print("data: " + ", ".join(f"{k} {v}" for k, v in summary.data.counts.items()))
+        res, run_id = cloud.resources, summary.run_id
+        subject = (message or {}).get("subject") or "(none received)"
+        for name, value in (
+            (
+                "run record",
+                f"DynamoDB table {res.runs_table}, key run_id={run_id} (GET {cloud.api_endpoint}/runs/{run_id})",
+            ),
+            ("SNS message", f"topic {res.topic_arn} -> SQS queue {QUEUE_NAME}: {subject}"),
+            *summary.lineage,
+        ):
+            if name in ("run record", "SNS message", "adapter", "mix manifest", "data report"):
+                self.console.print(f"{name}: {value}")
+        self.console.print(f"wall time: {time.monotonic() - self.started:.0f} s")

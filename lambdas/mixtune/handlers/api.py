@@ -18,10 +18,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from mixtune import storage
 from mixtune.api.errors import bad_request
-from mixtune.api.models import RunAccepted, RunList, RunRequest, ValidateRequest
+from mixtune.api.models import RunAccepted, RunDetail, RunList, RunRequest, ValidateRequest
 from mixtune.observability import lambda_entry
+from mixtune.report.links import link_to
 from mixtune.runs.lifecycle import request_run
-from mixtune.runs.model import Run, RunStatus
+from mixtune.runs.model import RunStatus
 from mixtune.runs.repository import RunsRepository
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -41,11 +42,11 @@ def create_run(request: RunRequest) -> Response[RunAccepted]:
 
 
 @app.get("/runs/<run_id>", summary="One run", responses={404: {"description": "unknown run"}})
-def get_run(run_id: str) -> Run:
+def get_run(run_id: str) -> RunDetail:
     run = RunsRepository.from_settings().find(run_id)
     if run is None:
         raise NotFoundError(f"no run {run_id!r}")
-    return run
+    return RunDetail.of(run, link_to(run.lineage.run_report_uri))
 
 
 @app.get("/runs", summary="Runs of a dataset or in a status, newest first")

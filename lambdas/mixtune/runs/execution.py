@@ -47,3 +47,19 @@ def start_execution(state_machine_arn: str, run: Run, mode: Mode = "train", **ex
         head, _, machine = state_machine_arn.rpartition(":stateMachine:")
         return f"{head}:execution:{machine}:{run.run_id}"
     return str(reply["executionArn"])
+
+
+def execution_history(execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, oldest first (for the run report's state durations)."""
+    import boto3
+
+    client = boto3.client("stepfunctions")
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    with retryable_aws_errors():
+        while True:
+            reply = client.get_execution_history(**kwargs)
+            events.extend(reply.get("events", []))
+            if not reply.get("nextToken"):
+                return events
+            kwargs["nextToken"] = reply["nextToken"]

@@ -108,7 +108,7 @@ class Lineage(BaseModel):
     source_uri: str = ""
     input_sha256: str | None = None
     prepared_uri: str | None = None
-    report_uri: str | None = None
+    report_uri: str | None = None  # the data preparation's report.json
     output_sha256: dict[str, str] = Field(default_factory=dict)
     manifest_uri: str | None = None
     mixed_uri: str | None = None
@@ -118,6 +118,7 @@ class Lineage(BaseModel):
     eval_uris: dict[str, str] = Field(default_factory=dict)
     job_ids: dict[str, str] = Field(default_factory=dict)
     execution_arn: str | None = None
+    run_report_uri: str | None = None  # the run's own report page (report.html), once written
 
 
 class Failure(BaseModel):
