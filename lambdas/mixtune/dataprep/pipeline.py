@@ -126,7 +126,8 @@ def _first_pass(
         steps.record_digest,
         steps.count_conversation,
     )
-    is_eval = Splitter(options.eval_share, options.seed).is_eval
+    is_eval = Splitter(options.eval_share, options.seed).is_eval if options.eval_share > 0 else None
+    prompt_digest = steps.prompt_digest
     first_sight = dedupe.first_sight if dedupe is not None else None
     labels, sanitize_counts = tally.labels, tally.sanitize_counts
     expect_system: bool | None = None
@@ -185,7 +186,7 @@ def _first_pass(
             sanitize_counts.update(changes)
         if label is not None and len(labels) < MAX_LABELS_REPORTED:
             labels.add(label)
-        if is_eval(digest, label):
+        if is_eval is not None and is_eval(prompt_digest(turns), label):
             if dedupe is not None and dedupe.spilling:
                 dedupe.spill(digest, n_input, True, n_eval)
             n_eval += 1

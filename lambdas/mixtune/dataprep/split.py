@@ -1,13 +1,18 @@
 """The seeded train/eval split and exact-duplicate detection, both in constant-ish memory.
 
-Neither holds records: each record is decided as it streams by.
+Neither holds records: each record is decided as it streams by, from the digest of its
+normalised prompt (:mod:`.prompts`), so every record of one prompt (the same question with
+another answer or label, or a near duplicate by normalisation) lands on the same side.
 
-* Unlabelled data: a record goes to eval when its seeded 64-bit digest falls below
-  ``eval_share`` of the range, so the split is random-looking, reproducible, and does not
-  depend on the order of records.
-* Classification data is stratified: within each label, records are assigned by a seeded
-  systematic sample (every ``1/eval_share``-th record of that label, from a per-label
-  offset derived from the seed), so each label's eval share is exact to one record.
+* Unlabelled data: a record goes to eval when its prompt's seeded 64-bit digest falls below
+  ``eval_share`` of the range, so the split is random-looking, reproducible, independent of
+  the order of records, and needs no memory to keep a prompt on one side.
+* Classification data is stratified: within each label, new prompts are assigned by a
+  seeded systematic sample (every ``1/eval_share``-th new prompt of that label, from a
+  per-label offset derived from the seed), so each label's eval share is exact to one
+  prompt; a prompt seen before keeps its side (a table of 8 bytes per prompt for the first
+  ``memory_prompts`` distinct prompts; prompts first seen past that budget are decided by
+  their digest, like unlabelled data, which keeps their later copies on the same side too).
 """
 
 from __future__ import annotations
@@ -20,21 +25,40 @@ _MAX_LABELS = 100_000  # beyond this a "label" column is free text: fall back to
 _RANGE = 1 << 64
 
 
-class Splitter:
-    """Decides train or eval per record from its digest and, when stratified, its label."""
+DEFAULT_MEMORY_PROMPTS = 250_000  # ~4 MB of table for the stratified split
 
-    def __init__(self, eval_share: float = 0.1, seed: int = 0) -> None:
+
+class Splitter:
+    """Decides train or eval per record from its prompt digest and, when stratified, its label."""
+
+    def __init__(self, eval_share: float = 0.1, seed: int = 0, memory_prompts: int = DEFAULT_MEMORY_PROMPTS):
         self.eval_share = eval_share
         self.seed = seed
         self._threshold = int(eval_share * _RANGE)
         self._seen: dict[str, int] = {}
         self._offset: dict[str, float] = {}
+        self._sides = DigestSet(min(memory_prompts, 1 << 18))
+        self._budget = memory_prompts
 
-    def is_eval(self, digest: int, label: str | None = None) -> bool:
+    def is_eval(self, prompt_digest: int, label: str | None = None) -> bool:
         if self.eval_share <= 0:
             return False
-        if label is None or (label not in self._seen and len(self._seen) >= _MAX_LABELS):
-            return digest < self._threshold
+        if label is None:
+            return prompt_digest < self._threshold
+        sides = self._sides
+        side = sides.side_of(prompt_digest)
+        if side >= 0:
+            return side == 1
+        if sides.size >= self._budget:
+            return prompt_digest < self._threshold  # not stored: its later copies decide the same way
+        if label not in self._seen and len(self._seen) >= _MAX_LABELS:
+            chosen = prompt_digest < self._threshold
+        else:
+            chosen = self._systematic(label)
+        sides.add_side(prompt_digest, chosen)
+        return chosen
+
+    def _systematic(self, label: str) -> bool:
         seen = self._seen.get(label)
         if seen is None:
             seen = 0
@@ -51,7 +75,8 @@ class DigestSet:
     256 open-addressing tables with linear probing, picked by the digest's top byte, each
     at a load factor of at most 0.7. Sharding keeps the peak of a resize to one shard's
     copy instead of a second whole table. Zero marks an empty slot (a zero digest is stored
-    as one, merging the two: a 2**-64 event).
+    as one, merging the two: a 2**-64 event). A probe starts from the digest's bits above
+    bit 0, so the set can also hold a digest with one bit of data (:meth:`add_side`).
     """
 
     _SHARDS = 256
@@ -68,7 +93,7 @@ class DigestSet:
         digest = digest or 1
         shard = digest >> 56
         table, mask = self._tables[shard], self._masks[shard]
-        index = digest & mask
+        index = (digest >> 1) & mask
         while True:
             found = table[index]
             if found == 0:
@@ -86,12 +111,29 @@ class DigestSet:
         digest = digest or 1
         shard = digest >> 56
         table, mask = self._tables[shard], self._masks[shard]
-        index = digest & mask
+        index = (digest >> 1) & mask
         while (found := table[index]) != 0:
             if found == digest:
                 return True
             index = (index + 1) & mask
         return False
+
+    def add_side(self, digest: int, side: bool) -> None:
+        """Store ``digest`` with one bit (in place of its bit 0); only for new digests."""
+        self.add((digest & ~1) | side)
+
+    def side_of(self, digest: int) -> int:
+        """The bit stored with ``digest`` by :meth:`add_side` (0 or 1), or -1 when absent."""
+        key = digest >> 1  # compare everything but bit 0
+        word = (digest & ~1) or 1
+        shard = word >> 56
+        table, mask = self._tables[shard], self._masks[shard]
+        index = (word >> 1) & mask
+        while (found := table[index]) != 0:
+            if found >> 1 == key:
+                return found & 1
+            index = (index + 1) & mask
+        return -1
 
     def __len__(self) -> int:
         return self.size
@@ -105,7 +147,7 @@ class DigestSet:
         for digest in old:
             if digest:
                 used += 1
-                index = digest & mask
+                index = (digest >> 1) & mask
                 while table[index]:
                     index = (index + 1) & mask
                 table[index] = digest

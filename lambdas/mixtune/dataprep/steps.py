@@ -18,6 +18,7 @@ from mixtune.dataprep.convert import Conversation, Converter, detect_shape
 from mixtune.dataprep.errors import RecordError
 from mixtune.dataprep.loaders import RowSource
 from mixtune.dataprep.outputs import record_digester, record_line
+from mixtune.dataprep.prompts import prompt_digester
 from mixtune.dataprep.report import Counts, ErrorEntry, PrepareOptions, TokenStats
 from mixtune.dataprep.sanitize import Sanitizer, default_table
 from mixtune.dataprep.tokens import ConversationCounter, conversation_counter, token_counter
@@ -60,7 +61,11 @@ class Rebuilt:
 
 
 class RecordSteps:
-    """Convert, sanitize, serialise, digest and count one record, the same way every time."""
+    """Convert, sanitize, serialise, digest and count one record, the same way every time.
+
+    (The prompt digest only places a record in a split; a late duplicate keeps the side its
+    first pass gave it, so :meth:`rebuild` does not need it.)
+    """
 
     def __init__(self, options: PrepareOptions) -> None:
         self.sanitizer = build_sanitizer(options)
@@ -69,6 +74,7 @@ class RecordSteps:
             | None
         ) = self.sanitizer.sanitize_turns if options.sanitize else None
         self.record_digest = record_digester(options.seed)
+        self.prompt_digest = prompt_digester(options.seed)
         count_text, self.token_method = token_counter(options.tokenizer)
         self.count_tokens: Callable[[str], int] = count_text
         self.count_conversation: ConversationCounter = conversation_counter(count_text)
