@@ -40,10 +40,15 @@ def test_the_same_prompt_with_other_answers_or_spelling_never_sits_in_both_split
         rows += [
             {"question": question, "answer": "Open the app."},
             {"question": question, "answer": "Call us."},  # another answer
-            {"question": f"  how do i reset the pin of CARD {i}", "answer": "Visit a branch."},  # near duplicate
+            {
+                "question": f"  how do i reset the pin of CARD {i}",
+                "answer": "Visit a branch.",
+            },  # near duplicate
         ]
     out = tmp_path / "out"
-    report = prepare_dataset(str(_write(tmp_path / "qa.jsonl", rows)), str(out), PrepareOptions(eval_share=0.3))
+    report = prepare_dataset(
+        str(_write(tmp_path / "qa.jsonl", rows)), str(out), PrepareOptions(eval_share=0.3)
+    )
     assert report.counts.kept == 900
     train, held_out = _prompts(out / "prepared.jsonl"), _prompts(out / "eval.jsonl")
     assert train and held_out
@@ -86,7 +91,12 @@ def test_split_keeps_prompts_on_one_side_past_its_memory_budget() -> None:
 
 def test_unlabelled_split_decides_by_the_prompt_digest_alone() -> None:
     splitter = Splitter(eval_share=0.25)
-    assert [splitter.is_eval(d) for d in (0, (1 << 62) - 1, 1 << 62, (1 << 64) - 1)] == [True, True, False, False]
+    assert [splitter.is_eval(d) for d in (0, (1 << 62) - 1, 1 << 62, (1 << 64) - 1)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     assert len(splitter._sides) == 0  # nothing remembered
 
 
@@ -102,8 +112,16 @@ def test_digest_set_stores_one_bit_per_digest_across_resizes() -> None:
 
 
 def test_normalised_prompts_ignore_case_spacing_punctuation_and_unicode_forms() -> None:
-    assert normalise_prompt("What is my balance?") == normalise_prompt("  what is my  BALANCE ") == b"what is my balance"
-    assert normalise_prompt("Straße Ünïcode!") == normalise_prompt("STRASSE ünïcode") == "strasse ünïcode".encode()
+    assert (
+        normalise_prompt("What is my balance?")
+        == normalise_prompt("  what is my  BALANCE ")
+        == b"what is my balance"
+    )
+    assert (
+        normalise_prompt("Straße Ünïcode!")
+        == normalise_prompt("STRASSE ünïcode")
+        == "strasse ünïcode".encode()
+    )
     assert normalise_prompt("\uff21\uff22\uff23\u3000\uff11\uff12") == b"abc 12"  # full-width forms (NFKC)
     assert normalise_prompt("?!") == b""
 

@@ -21,6 +21,7 @@ from mixtune.dataprep.loaders import RowSource
 from mixtune.dataprep.outputs import rejected_line, rewrite
 from mixtune.dataprep.report import ErrorEntry, PrepareOptions
 from mixtune.dataprep.steps import DUPLICATE_MESSAGE, RecordSteps, Tally
+from mixtune.dataprep.tokens import count_over
 from mixtune.storage import join
 
 _CHANGED = "the file changed while it was being prepared"
@@ -33,6 +34,7 @@ class _Removed:
     sanitized: int = 0
     sanitize_counts: Counter[str] = field(default_factory=Counter)
     tokens: int = 0
+    over: Counter[int] = field(default_factory=Counter)
     errors: list[ErrorEntry] = field(default_factory=list)
 
 
@@ -66,6 +68,7 @@ def remove_late_duplicates(
         sanitized=removed.sanitized,
         sanitize_counts=removed.sanitize_counts,
         tokens=removed.tokens,
+        over=removed.over,
         errors=removed.errors,
         max_errors=options.max_errors,
     )
@@ -93,6 +96,7 @@ def _replay(
                 removed.sanitized += 1
                 removed.sanitize_counts.update(built.changes)
             removed.tokens += built.tokens
+            count_over(removed.over, built.tokens)
             error = RecordError(line, "duplicate", DUPLICATE_MESSAGE, row)
             if len(removed.errors) < options.max_errors:
                 removed.errors.append(ErrorEntry(line=line, rule=error.rule, message=error.message))

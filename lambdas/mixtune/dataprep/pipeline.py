@@ -8,6 +8,7 @@ serialises with orjson; pydantic is used only at the boundaries (options and rep
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -23,6 +24,7 @@ from mixtune.dataprep.outputs import OUTPUT_FILES, Sink, record_line, rejected_l
 from mixtune.dataprep.report import Counts, PrepareOptions, PrepareReport, TokenStats
 from mixtune.dataprep.split import Splitter
 from mixtune.dataprep.steps import DUPLICATE_MESSAGE, MAX_LABELS_REPORTED, RecordSteps, Tally, open_converter
+from mixtune.dataprep.tokens import REPORTED_LENGTHS, count_over
 from mixtune.dataprep.validate import Validator
 from mixtune.records import ConversationRecord
 
@@ -52,7 +54,7 @@ def prepare_dataset(
     source = RowSource(source_uri, options.format, options.max_record_bytes)
     steps = RecordSteps(options)
     tally = Tally(Counts(), TokenStats(method=steps.token_method))
-    dedupe = Deduper(options.dedupe_memory_digests) if options.dedupe else None
+    dedupe = Deduper(options.dedupe_memory_digests, options.spill_budget_bytes) if options.dedupe else None
     with ExitStack() as stack:
         if dedupe is not None:  # on failure remove its spill files; on success they are used below
             stack.push(lambda failed, *_: dedupe.close() if failed else None)
@@ -130,6 +132,7 @@ def _first_pass(
     prompt_digest = steps.prompt_digest
     first_sight = dedupe.first_sight if dedupe is not None else None
     labels, sanitize_counts = tally.labels, tally.sanitize_counts
+    over, shortest_reported = tally.tokens.over, REPORTED_LENGTHS[0]
     expect_system: bool | None = None
     convert: Callable[[int, object], Conversation | RecordError] | None = None
     n_input = n_kept = n_sanitized = n_train = n_eval = token_total = token_max = 0
@@ -180,6 +183,8 @@ def _first_pass(
         token_total += size
         if size > token_max:
             token_max = size
+        if size > shortest_reported:
+            count_over(over, size)
         n_kept += 1
         if changes:
             n_sanitized += 1
@@ -218,7 +223,28 @@ def _dataset_verdict(counts: Counts, options: PrepareOptions) -> list[str]:
         reasons.append(f"{counts.kept} records kept, fewer than min_records {options.min_records}")
     if options.max_records is not None and counts.kept > options.max_records:
         reasons.append(f"{counts.kept} records kept, more than max_records {options.max_records}")
+    if counts.kept and (reason := _split_too_small(counts, options)):
+        reasons.append(reason)
     return reasons
+
+
+def _split_too_small(counts: Counts, options: PrepareOptions) -> str | None:
+    """Why the splits cannot both train and evaluate a model, or None when they can."""
+    min_train, min_eval, share = options.min_train_records, options.min_eval_records, options.eval_share
+    if counts.train >= min_train and (share <= 0 or counts.eval >= min_eval):
+        return None
+    if share > 0:
+        # the split sends about eval_share of the distinct prompts to eval
+        prompts = math.ceil(min_eval / share)
+        need = (
+            f"at least {min_train} train and {min_eval} eval record(s) (eval_share {share:g}: about {prompts}"
+        )
+        need += " distinct prompts or more)"
+    else:
+        need = f"at least {min_train} train record(s)"
+    return (
+        f"too small to split: {counts.kept} kept gave {counts.train} train / {counts.eval} eval; needs {need}"
+    )
 
 
 def iter_records(
@@ -252,4 +278,4 @@ def iter_records(
         yield line, ConversationRecord.from_turns(turns, system=system)
 
 
-__all__ = ["DatasetError", "Progress", "iter_records", "prepare_dataset", "record_line"]
+__all__ = ["DatasetError", "Progress", "iter_records", "prepare_dataset"]

@@ -40,7 +40,9 @@ def prompt_digester(seed: int) -> Callable[[Sequence[tuple[str, str]]], int]:
         if len(turns) == 2:  # the common case: one question, one answer
             key = normalise_prompt(turns[0][1]) or turns[0][1].encode()
         else:
-            key = b"\n".join(normalise_prompt(text) or text.encode() for role, text in turns if role == "user")
+            key = b"\n".join(
+                normalise_prompt(text) or text.encode() for role, text in turns if role == "user"
+            )
         return from_bytes(blake2b(key, digest_size=8, salt=salt, person=b"prompt").digest(), "big")
 
     return prompt_digest

@@ -119,6 +119,7 @@ class Tally:
         sanitized: int,
         sanitize_counts: Counter[str],
         tokens: int,
+        over: Counter[int],
         errors: list[ErrorEntry],
         max_errors: int,
     ) -> None:
@@ -131,5 +132,7 @@ class Tally:
         counts.sanitized -= sanitized
         self.sanitize_counts = +(self.sanitize_counts - sanitize_counts)  # drop rules now at zero
         self.tokens.total -= tokens  # the max stays: the kept first occurrence has the same size
+        for length, count in over.items():
+            self.tokens.over[length] -= count
         self.rule_counts["duplicate"] += records
         self.errors = sorted(self.errors + errors, key=lambda e: e.line)[:max_errors]

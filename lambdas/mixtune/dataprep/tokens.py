@@ -18,6 +18,9 @@ from typing import Any
 
 CHARS_PER_TOKEN = 4
 
+# The report counts kept records longer than each of these (a user chooses max_length by them).
+REPORTED_LENGTHS = (1024, 2048, 4096, 8192)
+
 Turns = Sequence[tuple[str, str]]
 ConversationCounter = Callable[[str | None, Turns], int]
 
@@ -38,6 +41,14 @@ def estimate_conversation_tokens(system: str | None, turns: Turns) -> int:
     for _, text in turns:
         size += (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
     return size
+
+
+def count_over(over: dict[int, int], tokens: int) -> None:
+    """Count a record of ``tokens`` tokens in ``over`` (records longer than each reported length)."""
+    for length in REPORTED_LENGTHS:
+        if tokens <= length:
+            return
+        over[length] += 1
 
 
 def conversation_counter(count: Callable[[str], int]) -> ConversationCounter:
