@@ -1,0 +1,192 @@
+"""Peak temporary-folder bytes and peak RSS of `mixtune prepare` through the S3 code path.
+
+Starts a moto S3 server on 127.0.0.1 (a child process with a temp folder of its own, so that
+what moto keeps is not counted), uploads a generated JSONL input of each requested size
+(Banking77 rows repeated, as in ``bench_prepare.py``), then runs ``python -m mixtune prepare
+s3://raw/... --out s3://work/...`` as a child with ``TMPDIR`` set to an empty folder. That
+folder plays Lambda's ``/tmp``: a thread sums the sizes of the files in it every 20 ms and
+keeps the peak; the child's peak RSS comes from ``wait4``'s rusage. One JSON line per run,
+with the Lambda limits to compare with (``/tmp``: 512 MB by default, configurable up to
+10,240 MB; memory: as configured for the function).
+
+``--baseline DIR`` also runs the ``mixtune`` package found in ``DIR`` (e.g. an older commit's
+``lambdas/``) on the same input, for a before/after comparison. Usage::
+
+    .venv/bin/python benchmarks/bench_prepare_s3.py --sizes-mb 100,1000 --workdir /var/tmp
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_prepare import DEFAULT_SOURCE, build_jsonl
+
+BYTES_PER_RECORD = 110.5  # Banking77 rows as bench_prepare builds them
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_moto(tmp: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the moto server did not start") from None
+            time.sleep(0.2)
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):  # removed while we looked
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+class PeakWatcher(threading.Thread):
+    """Samples a folder's total file size until stopped; keeps the peak."""
+
+    def __init__(self, folder: Path, every: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.every, self.peak = folder, every, 0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, folder_bytes(self.folder))
+            self._stop.wait(self.every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self.join()
+        self.peak = max(self.peak, folder_bytes(self.folder))
+        return self.peak
+
+
+def run_prepare(endpoint: str, source: str, out: str, tmp: Path, package_dir: Path | None) -> dict:
+    env = dict(os.environ, **CREDENTIALS, AWS_ENDPOINT_URL=endpoint, TMPDIR=str(tmp))
+    env.pop("AWS_PROFILE", None)
+    if package_dir is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_dir), env.get("PYTHONPATH")]))
+    watcher = PeakWatcher(tmp)
+    watcher.start()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixtune", "prepare", source, "--out", out, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    peak_tmp = watcher.stop()
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"prepare failed ({proc.returncode}): {stderr.decode()[-2000:]}")
+    report = json.loads(stdout)
+    return {
+        "seconds": round(seconds, 1),
+        "records": report["counts"]["input"],
+        "accepted": report["accepted"],
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_tmp_mb": round(peak_tmp / 1e6, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes-mb", default="100,1000", help="input sizes in MB (comma-separated)")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="Banking77 train.csv")
+    parser.add_argument("--workdir", type=Path, help="where inputs and the servers' folders go")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="also measure the mixtune package in DIR"
+    )
+    args = parser.parse_args()
+    if not args.source.is_file():
+        print(f"no {args.source}: the benchmark needs ../shared/data/banking77", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="mixtune-bench-s3-", dir=args.workdir) as work:
+        root = Path(work)
+        (root / "moto").mkdir()
+        moto, endpoint = start_moto(root / "moto")
+        try:
+            s3 = boto3.client("s3", endpoint_url=endpoint, **_client_credentials())
+            s3.create_bucket(Bucket="raw")
+            s3.create_bucket(Bucket="work")
+            for size_mb in (int(s) for s in args.sizes_mb.split(",")):
+                records = round(size_mb * 1e6 / BYTES_PER_RECORD)
+                path = root / f"in_{size_mb}.jsonl"
+                input_bytes = build_jsonl(args.source, records, path)
+                key = f"incoming/in_{size_mb}.jsonl"
+                s3.upload_file(str(path), "raw", key)
+                path.unlink()
+                variants = {"ours": None} | ({"baseline": args.baseline} if args.baseline else {})
+                for name, package in variants.items():
+                    tmp = root / f"tmp_{size_mb}_{name}"
+                    tmp.mkdir()
+                    result = run_prepare(
+                        endpoint, f"s3://raw/{key}", f"s3://work/{name}/{size_mb}", tmp, package
+                    )
+                    outputs = s3.list_objects_v2(Bucket="work", Prefix=f"{name}/{size_mb}/").get(
+                        "Contents", []
+                    )
+                    line = {"code": name, "input_mb": round(input_bytes / 1e6, 1)} | result
+                    line["output_mb"] = round(sum(item["Size"] for item in outputs) / 1e6, 1)
+                    line["lambda_tmp_default_mb"] = 512
+                    print(json.dumps(line), flush=True)
+                    for item in outputs:
+                        s3.delete_object(Bucket="work", Key=item["Key"])
+                s3.delete_object(Bucket="raw", Key=key)
+        finally:
+            moto.terminate()
+            moto.wait(timeout=30)
+    return 0
+
+
+def _client_credentials() -> dict:
+    return {
+        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
