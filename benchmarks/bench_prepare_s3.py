@@ -85,15 +85,15 @@ class PeakWatcher(threading.Thread):
     def __init__(self, folder: Path, every: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.folder, self.every, self.peak = folder, every, 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, folder_bytes(self.folder))
-            self._stop.wait(self.every)
+            self._halt.wait(self.every)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.peak = max(self.peak, folder_bytes(self.folder))
         return self.peak
