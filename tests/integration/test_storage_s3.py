@@ -9,22 +9,12 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from mixtune import storage
 from mixtune.dataprep import PrepareOptions, prepare_dataset
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def s3(aws_env):
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="work")
-        yield client
 
 
 @pytest.fixture
@@ -55,45 +45,47 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> int:
     return 5 * MIB
 
 
-def test_open_write_uploads_parts_from_memory_without_a_temp_file(s3, no_temp_files, small_parts) -> None:
+def test_open_write_uploads_parts_from_memory_without_a_temp_file(bucket, no_temp_files, small_parts) -> None:
     chunk = bytes(range(256)) * 4096  # 1 MiB
-    with storage.open_write("s3://work/out/big.bin") as stream:
+    with storage.open_write("s3://raw/out/big.bin") as stream:
         for _ in range(12):
             stream.write(chunk)
-    head = s3.head_object(Bucket="work", Key="out/big.bin")
+    head = bucket.head_object(Bucket="raw", Key="out/big.bin")
     assert head["ContentLength"] == 12 * MIB
     assert head["ETag"].strip('"').endswith("-3")  # three parts: 5 + 5 + 2 MiB
-    assert s3.get_object(Bucket="work", Key="out/big.bin")["Body"].read() == chunk * 12
+    assert bucket.get_object(Bucket="raw", Key="out/big.bin")["Body"].read() == chunk * 12
     assert no_temp_files == []
 
 
-def test_small_and_empty_objects_are_written_too(s3, no_temp_files) -> None:
-    storage.write_bytes("s3://work/out/small.json", b"{}")
-    storage.write_bytes("s3://work/out/empty.jsonl", b"")
-    assert storage.read_bytes("s3://work/out/small.json") == b"{}"
-    assert storage.read_bytes("s3://work/out/empty.jsonl") == b""
+def test_small_and_empty_objects_are_written_too(bucket, no_temp_files) -> None:
+    storage.write_bytes("s3://raw/out/small.json", b"{}")
+    storage.write_bytes("s3://raw/out/empty.jsonl", b"")
+    assert storage.read_bytes("s3://raw/out/small.json") == b"{}"
+    assert storage.read_bytes("s3://raw/out/empty.jsonl") == b""
     assert no_temp_files == []
 
 
-def test_an_exception_aborts_the_multipart_upload(s3, small_parts) -> None:
-    with pytest.raises(RuntimeError, match="boom"), storage.open_write("s3://work/out/partial.bin") as stream:
+def test_an_exception_aborts_the_multipart_upload(bucket, small_parts) -> None:
+    with pytest.raises(RuntimeError, match="boom"), storage.open_write("s3://raw/out/partial.bin") as stream:
         stream.write(b"x" * (6 * MIB))  # one part is uploaded before the failure
         raise RuntimeError("boom")
-    assert "Contents" not in s3.list_objects_v2(Bucket="work", Prefix="out/")
-    assert s3.list_multipart_uploads(Bucket="work").get("Uploads", []) == []
+    assert "Contents" not in bucket.list_objects_v2(Bucket="raw", Prefix="out/")
+    assert bucket.list_multipart_uploads(Bucket="raw").get("Uploads", []) == []
 
 
-def test_a_failed_rewrite_keeps_the_previous_object(s3, small_parts) -> None:
-    storage.write_bytes("s3://work/out/data.jsonl", b"old\n")
-    with pytest.raises(ValueError, match="stop"), storage.open_write("s3://work/out/data.jsonl") as stream:
+def test_a_failed_rewrite_keeps_the_previous_object(bucket, small_parts) -> None:
+    storage.write_bytes("s3://raw/out/data.jsonl", b"old\n")
+    with pytest.raises(ValueError, match="stop"), storage.open_write("s3://raw/out/data.jsonl") as stream:
         stream.write(b"new" * (2 * MIB))
         raise ValueError("stop")
-    assert storage.read_bytes("s3://work/out/data.jsonl") == b"old\n"
+    assert storage.read_bytes("s3://raw/out/data.jsonl") == b"old\n"
 
 
-def test_prepare_on_s3_uses_no_temporary_file_within_the_dedupe_budget(s3, no_temp_files) -> None:
+def test_prepare_on_s3_uses_no_temporary_file_within_the_dedupe_budget(bucket, no_temp_files) -> None:
     rows = [{"question": f"question {i}", "answer": "an answer"} for i in range(2000)]
-    s3.put_object(Bucket="work", Key="in/qa.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows).encode())
-    report = prepare_dataset("s3://work/in/qa.jsonl", "s3://work/datasets/qa", PrepareOptions())
+    bucket.put_object(
+        Bucket="raw", Key="in/qa.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows).encode()
+    )
+    report = prepare_dataset("s3://raw/in/qa.jsonl", "s3://raw/datasets/qa", PrepareOptions())
     assert report.accepted and report.counts.kept == 2000
     assert no_temp_files == []
