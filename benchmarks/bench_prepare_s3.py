@@ -4,8 +4,9 @@ Starts a moto S3 server on 127.0.0.1 (a child process with a temp folder of its 
 what moto keeps is not counted), uploads a generated JSONL input of each requested size
 (Banking77 rows repeated, as in ``bench_prepare.py``), then runs ``python -m mixtune prepare
 s3://raw/... --out s3://work/...`` as a child with ``TMPDIR`` set to an empty folder. That
-folder plays Lambda's ``/tmp``: a thread sums the sizes of the files in it every 20 ms and
-keeps the peak; the child's peak RSS comes from ``wait4``'s rusage. One JSON line per run,
+folder plays Lambda's ``/tmp``: a thread sums the sizes of the files in it, and of the files
+the child holds open there without a name, every 20 ms and keeps the peak; the child writes
+its own peak RSS (VmHWM) when it exits. One JSON line per run,
 with the Lambda limits to compare with (``/tmp``: 512 MB by default, configurable up to
 10,240 MB; memory: as configured for the function).
 
@@ -70,33 +71,61 @@ def start_moto(tmp: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
 
 
-def folder_bytes(folder: Path) -> int:
-    total = 0
+def temp_bytes(folder: Path, pid: int | None) -> int:
+    """Bytes of the files under ``folder``, counting also the files a process holds open
+    there without a name (``tempfile.TemporaryFile`` is unlinked or O_TMPFILE at once, so a
+    folder listing never sees it): the open descriptors in /proc/<pid>/fd are statted too."""
+    sizes: dict[tuple[int, int], int] = {}
     for root, _dirs, files in os.walk(folder):
         for name in files:
             with contextlib.suppress(OSError):  # removed while we looked
-                total += os.stat(os.path.join(root, name)).st_size
-    return total
+                info = os.stat(os.path.join(root, name))
+                sizes[(info.st_dev, info.st_ino)] = info.st_size
+    if pid is not None:
+        prefix = str(folder)
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(prefix):
+                        info = os.stat(f"/proc/{pid}/fd/{fd}")
+                        sizes[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(sizes.values())
 
 
 class PeakWatcher(threading.Thread):
-    """Samples a folder's total file size until stopped; keeps the peak."""
+    """Samples the temporary bytes of a process's folder until stopped; keeps the peak."""
 
     def __init__(self, folder: Path, every: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.folder, self.every, self.peak = folder, every, 0
+        self.pid: int | None = None
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.peak = max(self.peak, folder_bytes(self.folder))
+            self.peak = max(self.peak, temp_bytes(self.folder, self.pid))
             self._halt.wait(self.every)
 
     def stop(self) -> int:
         self._halt.set()
         self.join()
-        self.peak = max(self.peak, folder_bytes(self.folder))
+        self.peak = max(self.peak, temp_bytes(self.folder, None))
         return self.peak
+
+
+# The CLI run in a fresh interpreter that writes its own peak RSS (VmHWM: exec resets it, unlike
+# wait4's ru_maxrss, which keeps the forking parent's size) to the file named in argv[1].
+CHILD = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(out, "w").write(line.split()[1])
+atexit.register(hwm)
+sys.argv[0] = "mixtune"
+runpy.run_module("mixtune", run_name="__main__")
+"""
 
 
 def run_prepare(endpoint: str, source: str, out: str, tmp: Path, package_dir: Path | None) -> dict:
@@ -106,16 +135,16 @@ def run_prepare(endpoint: str, source: str, out: str, tmp: Path, package_dir: Pa
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_dir), env.get("PYTHONPATH")]))
     watcher = PeakWatcher(tmp)
     watcher.start()
+    hwm_file = tmp.parent / f"{tmp.name}.hwm"
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mixtune", "prepare", source, "--out", out, "--json"],
+        [sys.executable, "-c", CHILD, str(hwm_file), "prepare", source, "--out", out, "--json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    watcher.pid = proc.pid
+    stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - started
     peak_tmp = watcher.stop()
     if proc.returncode not in (0, 1):
@@ -125,7 +154,7 @@ def run_prepare(endpoint: str, source: str, out: str, tmp: Path, package_dir: Pa
         "seconds": round(seconds, 1),
         "records": report["counts"]["input"],
         "accepted": report["accepted"],
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(int(hwm_file.read_text()) / 1024, 1),
         "peak_tmp_mb": round(peak_tmp / 1e6, 1),
     }
 

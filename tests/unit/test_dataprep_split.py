@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mixtune.dataprep import PrepareOptions, prepare_dataset
 from mixtune.dataprep.prompts import normalise_prompt
-from mixtune.dataprep.split import DigestSet, Splitter
+from mixtune.dataprep.split import Splitter
 
 
 def _words(text: str) -> str:
@@ -98,17 +98,6 @@ def test_unlabelled_split_decides_by_the_prompt_digest_alone() -> None:
         False,
     ]
     assert len(splitter._sides) == 0  # nothing remembered
-
-
-def test_digest_set_stores_one_bit_per_digest_across_resizes() -> None:
-    rng = random.Random(5)
-    entries = {rng.getrandbits(64): rng.random() < 0.5 for _ in range(5000)}
-    table = DigestSet(capacity=16)
-    for digest, side in entries.items():
-        assert table.side_of(digest) == -1
-        table.add_side(digest, side)
-    assert all(table.side_of(digest) == side for digest, side in entries.items())
-    assert table.side_of(rng.getrandbits(64)) == -1
 
 
 def test_normalised_prompts_ignore_case_spacing_punctuation_and_unicode_forms() -> None:

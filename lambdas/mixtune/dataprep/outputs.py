@@ -32,11 +32,14 @@ def record_line(system: str | None, turns: list[tuple[str, str]]) -> bytes:
 
 def record_digester(seed: int) -> Callable[[bytes], int]:
     """The seeded 64-bit digest of a record line (blake2b, salted with the seed)."""
-    salt = seed.to_bytes(8, "big", signed=True)
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    # copying a keyed hasher is about twice as fast as building one with keyword arguments
+    fresh = hashlib.blake2b(digest_size=8, salt=seed.to_bytes(8, "big", signed=True)).copy
+    from_bytes = int.from_bytes
 
     def record_digest(data: bytes) -> int:
-        return from_bytes(blake2b(data, digest_size=8, salt=salt).digest(), "big")
+        hasher = fresh()
+        hasher.update(data)
+        return from_bytes(hasher.digest(), "big")
 
     return record_digest
 

@@ -33,16 +33,22 @@ def normalise_prompt(text: str) -> bytes:
 
 def prompt_digester(seed: int) -> Callable[[Sequence[tuple[str, str]]], int]:
     """The seeded 64-bit digest of a conversation's normalised user turns."""
-    salt = seed.to_bytes(8, "big", signed=True)
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    fresh = hashlib.blake2b(digest_size=8, salt=seed.to_bytes(8, "big", signed=True), person=b"prompt").copy
+    from_bytes, fold = int.from_bytes, _ASCII_FOLD
 
     def prompt_digest(turns: Sequence[tuple[str, str]]) -> int:
-        if len(turns) == 2:  # the common case: one question, one answer
-            key = normalise_prompt(turns[0][1]) or turns[0][1].encode()
+        if len(turns) == 2:  # the common case: one question, one answer (ASCII inlined: hot)
+            text = turns[0][1]
+            key = (
+                b" ".join(text.encode().translate(fold).split()) if text.isascii() else normalise_prompt(text)
+            )
+            key = key or text.encode()
         else:
             key = b"\n".join(
                 normalise_prompt(text) or text.encode() for role, text in turns if role == "user"
             )
-        return from_bytes(blake2b(key, digest_size=8, salt=salt, person=b"prompt").digest(), "big")
+        hasher = fresh()
+        hasher.update(key)
+        return from_bytes(hasher.digest(), "big")
 
     return prompt_digest

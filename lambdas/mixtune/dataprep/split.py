@@ -10,9 +10,9 @@ another answer or label, or a near duplicate by normalisation) lands on the same
 * Classification data is stratified: within each label, new prompts are assigned by a
   seeded systematic sample (every ``1/eval_share``-th new prompt of that label, from a
   per-label offset derived from the seed), so each label's eval share is exact to one
-  prompt; a prompt seen before keeps its side (a table of 8 bytes per prompt for the first
-  ``memory_prompts`` distinct prompts; prompts first seen past that budget are decided by
-  their digest, like unlabelled data, which keeps their later copies on the same side too).
+  prompt; a prompt seen before keeps its side (a dict of about 80 bytes per prompt for the
+  first ``memory_prompts`` distinct prompts; prompts first seen past that budget are decided
+  by their digest, like unlabelled data, which keeps their later copies on the same side too).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _MAX_LABELS = 100_000  # beyond this a "label" column is free text: fall back to
 _RANGE = 1 << 64
 
 
-DEFAULT_MEMORY_PROMPTS = 250_000  # ~4 MB of table for the stratified split
+DEFAULT_MEMORY_PROMPTS = 250_000  # the stratified split remembers this many prompts' sides (~20 MB)
 
 
 class Splitter:
@@ -37,7 +37,7 @@ class Splitter:
         self._threshold = int(eval_share * _RANGE)
         self._seen: dict[str, int] = {}
         self._offset: dict[str, float] = {}
-        self._sides = DigestSet(min(memory_prompts, 1 << 18))
+        self._sides: dict[int, bool] = {}  # prompt digest -> eval?; a dict: its lookups are the fastest
         self._budget = memory_prompts
 
     def is_eval(self, prompt_digest: int, label: str | None = None) -> bool:
@@ -46,17 +46,17 @@ class Splitter:
         if label is None:
             return prompt_digest < self._threshold
         sides = self._sides
-        side = sides.side_of(prompt_digest)
-        if side >= 0:
-            return side == 1
-        if sides.size >= self._budget:
+        side = sides.get(prompt_digest)
+        if side is not None:
+            return side
+        if len(sides) >= self._budget:
             return prompt_digest < self._threshold  # not stored: its later copies decide the same way
         if label not in self._seen and len(self._seen) >= _MAX_LABELS:
-            chosen = prompt_digest < self._threshold
+            side = prompt_digest < self._threshold
         else:
-            chosen = self._systematic(label)
-        sides.add_side(prompt_digest, chosen)
-        return chosen
+            side = self._systematic(label)
+        sides[prompt_digest] = side
+        return side
 
     def _systematic(self, label: str) -> bool:
         seen = self._seen.get(label)
@@ -75,8 +75,7 @@ class DigestSet:
     256 open-addressing tables with linear probing, picked by the digest's top byte, each
     at a load factor of at most 0.7. Sharding keeps the peak of a resize to one shard's
     copy instead of a second whole table. Zero marks an empty slot (a zero digest is stored
-    as one, merging the two: a 2**-64 event). A probe starts from the digest's bits above
-    bit 0, so the set can also hold a digest with one bit of data (:meth:`add_side`).
+    as one, merging the two: a 2**-64 event).
     """
 
     _SHARDS = 256
@@ -93,7 +92,7 @@ class DigestSet:
         digest = digest or 1
         shard = digest >> 56
         table, mask = self._tables[shard], self._masks[shard]
-        index = (digest >> 1) & mask
+        index = digest & mask
         while True:
             found = table[index]
             if found == 0:
@@ -111,29 +110,12 @@ class DigestSet:
         digest = digest or 1
         shard = digest >> 56
         table, mask = self._tables[shard], self._masks[shard]
-        index = (digest >> 1) & mask
+        index = digest & mask
         while (found := table[index]) != 0:
             if found == digest:
                 return True
             index = (index + 1) & mask
         return False
-
-    def add_side(self, digest: int, side: bool) -> None:
-        """Store ``digest`` with one bit (in place of its bit 0); only for new digests."""
-        self.add((digest & ~1) | side)
-
-    def side_of(self, digest: int) -> int:
-        """The bit stored with ``digest`` by :meth:`add_side` (0 or 1), or -1 when absent."""
-        key = digest >> 1  # compare everything but bit 0
-        word = (digest & ~1) or 1
-        shard = word >> 56
-        table, mask = self._tables[shard], self._masks[shard]
-        index = (word >> 1) & mask
-        while (found := table[index]) != 0:
-            if found >> 1 == key:
-                return found & 1
-            index = (index + 1) & mask
-        return -1
 
     def __len__(self) -> int:
         return self.size
@@ -147,7 +129,7 @@ class DigestSet:
         for digest in old:
             if digest:
                 used += 1
-                index = (digest >> 1) & mask
+                index = digest & mask
                 while table[index]:
                     index = (index + 1) & mask
                 table[index] = digest
