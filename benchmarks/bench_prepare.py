@@ -64,13 +64,17 @@ def build_jsonl(source: Path, records: int, path: Path, duplicate_share: float =
 
 
 def child_floor(path: str) -> dict:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     count = 0
     with open(path, "rb") as handle:
         for line in handle:
             json.dumps(json.loads(line))
             count += 1
-    return {"records": count, "seconds": time.perf_counter() - started}
+    return {
+        "records": count,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+    }
 
 
 def child_prepare(path: str, out: str, options: dict) -> dict:
@@ -171,6 +175,7 @@ def main() -> int:
                 floor = run_child("floor", path, Path(tmp, "unused"))
                 line |= {
                     "floor_rps": round(floor["records"] / floor["seconds"]),
+                    "floor_cpu_seconds": round(floor["cpu_seconds"], 2),
                     "floor_rss_mb": round(floor["peak_rss_mb"], 1),
                 }
             options: dict = {"dedupe": not args.keep_duplicates}
@@ -195,6 +200,7 @@ def main() -> int:
             }
             if "floor_rps" in line:
                 line["ratio"] = round(line["ours_rps"] / line["floor_rps"], 3)
+                line["ratio_cpu"] = round(floor["cpu_seconds"] / ours["cpu_seconds"], 3)
             if "baseline" in best:
                 base = best["baseline"]
                 line |= {
