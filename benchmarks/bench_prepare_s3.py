@@ -123,6 +123,10 @@ def hwm():
         if line.startswith("VmHWM:"):
             open(out, "w").write(line.split()[1])
 atexit.register(hwm)
+# moto assembles a completed multipart object in memory; on a loaded machine that can take
+# longer than botocore's 60 s read timeout (S3 itself keeps the connection alive meanwhile)
+import boto3, botocore.config, mixtune.storage
+mixtune.storage.s3_client = lambda: boto3.client("s3", config=botocore.config.Config(read_timeout=900))
 sys.argv[0] = "mixtune"
 runpy.run_module("mixtune", run_name="__main__")
 """
