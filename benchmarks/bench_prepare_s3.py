@@ -14,12 +14,14 @@ with the Lambda limits to compare with (``/tmp``: 512 MB by default, configurabl
 ``lambdas/``) on the same input, for a before/after comparison. Usage::
 
     .venv/bin/python benchmarks/bench_prepare_s3.py --sizes-mb 100,1000 --workdir /var/tmp
+    .venv/bin/python benchmarks/bench_prepare_s3.py --sizes-mb 1000 --record-bytes 1000   # fewer, longer records
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import socket
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 import boto3
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_prepare import DEFAULT_SOURCE, build_jsonl
@@ -42,6 +45,23 @@ CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+
+def build_padded_jsonl(source: Path, size_bytes: int, path: Path, record_bytes: int) -> int:
+    """Banking77 rows, each text padded with filler words to about ``record_bytes`` a line."""
+    with open(source, newline="", encoding="utf-8") as handle:
+        rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    filler = "lorem ipsum dolor sit amet " * (record_bytes // 27 + 1)
+    written = index = 0
+    with open(path, "wb") as out:
+        while written < size_bytes:
+            text, label = rows[index % len(rows)]
+            text = f"{text} #{index} {filler}"[: max(len(text), record_bytes - 40)]
+            line = orjson.dumps({"text": text, "category": label}) + b"\n"
+            out.write(line)
+            written += len(line)
+            index += 1
+    return written
 
 
 def free_port() -> int:
@@ -171,6 +191,12 @@ def main() -> int:
     parser.add_argument(
         "--baseline", type=Path, metavar="DIR", help="also measure the mixtune package in DIR"
     )
+    parser.add_argument(
+        "--record-bytes",
+        type=int,
+        metavar="N",
+        help="pad each record to about N bytes (fewer, longer records)",
+    )
     args = parser.parse_args()
     if not args.source.is_file():
         print(f"no {args.source}: the benchmark needs ../shared/data/banking77", file=sys.stderr)
@@ -184,9 +210,11 @@ def main() -> int:
             s3.create_bucket(Bucket="raw")
             s3.create_bucket(Bucket="work")
             for size_mb in (int(s) for s in args.sizes_mb.split(",")):
-                records = round(size_mb * 1e6 / BYTES_PER_RECORD)
                 path = root / f"in_{size_mb}.jsonl"
-                input_bytes = build_jsonl(args.source, records, path)
+                if args.record_bytes:
+                    input_bytes = build_padded_jsonl(args.source, size_mb * 10**6, path, args.record_bytes)
+                else:
+                    input_bytes = build_jsonl(args.source, round(size_mb * 1e6 / BYTES_PER_RECORD), path)
                 key = f"incoming/in_{size_mb}.jsonl"
                 s3.upload_file(str(path), "raw", key)
                 path.unlink()
