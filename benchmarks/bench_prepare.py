@@ -13,6 +13,11 @@ to show that peak RSS stays flat. Usage::
     .venv/bin/python benchmarks/bench_prepare.py                      # 1,000,000 records
     .venv/bin/python benchmarks/bench_prepare.py --records 100000
     .venv/bin/python benchmarks/bench_prepare.py --sizes 100000,1000000,10000000 --skip-floor-above 1000000
+
+Before/after in the same run: ``--baseline DIR`` also measures the ``mixtune`` package found
+in ``DIR`` (for example an older commit's code: ``git archive <commit> lambdas | tar -x -C
+/tmp/before`` and ``--baseline /tmp/before/lambdas``) on the same input, alternating with
+the current code ``--repeat`` times.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -58,27 +64,35 @@ def build_jsonl(source: Path, records: int, path: Path, duplicate_share: float =
 
 
 def child_floor(path: str) -> dict:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     count = 0
     with open(path, "rb") as handle:
         for line in handle:
             json.dumps(json.loads(line))
             count += 1
-    return {"records": count, "seconds": time.perf_counter() - started}
+    return {
+        "records": count,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+    }
 
 
 def child_prepare(path: str, out: str, options: dict) -> dict:
     from mixtune.dataprep import PrepareOptions, prepare_dataset
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = prepare_dataset(path, out, PrepareOptions(**options))
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    import mixtune
+
     return {
+        "package": str(Path(mixtune.__file__).parent),
         "records": report.counts.input,
         "kept": report.counts.kept,
         "duplicates": report.rule_counts.get("duplicate", 0),
         "accepted": report.accepted,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
     }
 
 
@@ -93,13 +107,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # may include the parent's peak
 
 
-def run_child(kind: str, path: Path, out: Path, options: dict | None = None) -> dict:
-    """Run one measurement in a fresh interpreter (kind: floor or prepare, with options)."""
+def run_child(
+    kind: str, path: Path, out: Path, options: dict | None = None, package_dir: Path | None = None
+) -> dict:
+    """Run one measurement in a fresh interpreter (kind: floor or prepare, with options);
+    ``package_dir`` puts another mixtune package first on the path."""
+    env = dict(os.environ)
+    if package_dir is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_dir), env.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path), str(out), json.dumps(options or {})],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -129,6 +150,10 @@ def main() -> int:
         metavar="F",
         help="share of rows that copy an earlier row exactly (exercises duplicate removal)",
     )
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="also measure the mixtune package in DIR (before/after)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each prepare measurement (best kept)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,15 +175,24 @@ def main() -> int:
                 floor = run_child("floor", path, Path(tmp, "unused"))
                 line |= {
                     "floor_rps": round(floor["records"] / floor["seconds"]),
+                    "floor_cpu_seconds": round(floor["cpu_seconds"], 2),
                     "floor_rss_mb": round(floor["peak_rss_mb"], 1),
                 }
             options: dict = {"dedupe": not args.keep_duplicates}
             if args.dedupe_memory is not None:
                 options["dedupe_memory_digests"] = args.dedupe_memory
-            ours = run_child("prepare", path, Path(tmp, f"out_{size}"), options)
+            variants = {"ours": None} | ({"baseline": args.baseline} if args.baseline else {})
+            best: dict[str, dict] = {}
+            for _ in range(args.repeat):  # alternate, so that both see the same machine load
+                for name, package in variants.items():
+                    result = run_child("prepare", path, Path(tmp, f"out_{size}_{name}"), options, package)
+                    if name not in best or result["cpu_seconds"] < best[name]["cpu_seconds"]:
+                        best[name] = result
+            ours = best["ours"]
             line |= {
                 "ours_rps": round(ours["records"] / ours["seconds"]),
                 "ours_seconds": round(ours["seconds"], 2),
+                "ours_cpu_seconds": round(ours["cpu_seconds"], 2),
                 "ours_rss_mb": round(ours["peak_rss_mb"], 1),
                 "kept": ours["kept"],
                 "duplicates": ours["duplicates"],
@@ -166,6 +200,18 @@ def main() -> int:
             }
             if "floor_rps" in line:
                 line["ratio"] = round(line["ours_rps"] / line["floor_rps"], 3)
+                line["ratio_cpu"] = round(floor["cpu_seconds"] / ours["cpu_seconds"], 3)
+            if "baseline" in best:
+                base = best["baseline"]
+                line |= {
+                    "baseline_package": base["package"],
+                    "baseline_rps": round(base["records"] / base["seconds"]),
+                    "baseline_cpu_seconds": round(base["cpu_seconds"], 2),
+                    "baseline_rss_mb": round(base["peak_rss_mb"], 1),
+                    "baseline_kept": base["kept"],
+                    "ours_over_baseline": round(base["seconds"] / ours["seconds"], 3),
+                    "ours_over_baseline_cpu": round(base["cpu_seconds"] / ours["cpu_seconds"], 3),
+                }
             print(json.dumps(line), flush=True)
             path.unlink()
     return 0

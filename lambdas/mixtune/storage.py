@@ -1,7 +1,9 @@
 """Reading and writing files by URI: local paths and ``s3://bucket/key``.
 
-S3 objects are streamed (never downloaded whole) and written with a multipart upload
-through boto3's managed transfer, so memory stays flat whatever the file size.
+S3 objects are streamed (never downloaded whole) and written by a multipart upload straight
+from memory (``smart_open``'s S3 writer): one buffer of ``S3_PART_SIZE`` bytes per open
+output, no temporary file, so neither memory nor ``/tmp`` grows with the file size, and the
+object appears only when the writer closes without error (a failure aborts the upload).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import hashlib
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 CHUNK = 1 << 20
+# Memory per S3 output being written. S3 allows 10,000 parts a upload, so objects up to
+# 160 GiB; 5 MiB is S3's smallest part.
+S3_PART_SIZE = 16 << 20
 
 
 def is_s3(uri: str) -> bool:
@@ -79,16 +83,22 @@ class _RawStream(io.RawIOBase):
 def open_write(uri: str) -> Iterator[IO[bytes]]:
     """A binary stream that becomes the file at ``uri`` when the block ends without error.
 
-    S3 targets are spooled to a temporary file and uploaded with a managed (multipart)
-    transfer; local targets are written beside the destination and renamed into place.
+    S3 targets are uploaded part by part from a memory buffer of ``S3_PART_SIZE`` bytes
+    (nothing is staged on disk); an error aborts the upload, so no partial object is left
+    and an existing one is kept. Local targets are written beside the destination and
+    renamed into place.
     """
     if is_s3(uri):
+        from smart_open.s3 import MultipartWriter  # lazy: only S3 writers pay for its import
+
         bucket, key = split_s3(uri)
-        with tempfile.TemporaryFile() as spool:
-            yield spool
-            spool.flush()
-            spool.seek(0)
-            s3_client().upload_fileobj(spool, bucket, key)
+        writer = MultipartWriter(bucket, key, part_size=S3_PART_SIZE, client=s3_client())
+        try:
+            yield writer  # type: ignore[misc]
+            writer.close()  # completes the upload
+        except BaseException:
+            writer.terminate()  # aborts it: the uploaded parts are dropped
+            raise
     else:
         path = Path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)

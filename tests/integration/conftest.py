@@ -102,3 +102,15 @@ def runs_repo(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Any]:
         yield RunsRepository(name, client)
     finally:
         client.delete_table(TableName=name)
+
+
+@pytest.fixture
+def bucket(aws_env: None) -> Iterator[Any]:
+    """An S3 client on moto (in process) with an empty bucket named ``raw``."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="raw")
+        yield s3

@@ -5,19 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from mixtune.dataprep import DatasetError, PrepareOptions, PrepareReport, iter_records, prepare_dataset
-
-
-@pytest.fixture
-def bucket(aws_env):
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="raw")
-        yield s3
 
 
 def test_prepare_streams_from_s3_and_writes_outputs_under_the_prefix(bucket) -> None:

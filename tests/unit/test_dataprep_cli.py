@@ -106,3 +106,25 @@ def test_cli_on_banking77_as_a_user_runs_it(shared_data: Path, tmp_path: Path) -
     assert "10,003 in: 10,003 kept" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["counts"]["kept"] + report["counts"]["rejected"] == 10_003
+
+
+def test_help_states_the_max_tokens_default_and_how_to_turn_it_off(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default 32,768" in text and "--max-tokens 0 turns the limit off" in text
+
+
+def test_default_max_tokens_rejects_a_huge_record_and_0_keeps_it(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "d.jsonl"
+    rows = [{"question": f"q{i}", "answer": "a"} for i in range(30)] + [
+        {"question": "w " * 70_000, "answer": "a"}
+    ]
+    src.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    _, out, _ = run(capsys, str(src), "--out", str(tmp_path / "o"))
+    assert "line 31: max_tokens: 35001 tokens > max_tokens 32768" in out
+    assert "records over 1k / 2k / 4k / 8k tokens: 0 / 0 / 0 / 0" in out
+    _, out, _ = run(capsys, str(src), "--out", str(tmp_path / "p"), "--max-tokens", "0", "--json")
+    report = json.loads(out)
+    assert report["counts"]["kept"] == 31 and report["options"]["max_tokens"] is None
+    assert report["tokens"]["over"] == {"1024": 1, "2048": 1, "4096": 1, "8192": 1}

@@ -197,3 +197,31 @@ def test_a_source_changed_before_the_second_read_is_a_dataset_error(
     monkeypatch.setattr(Deduper, "resolve", resolve_after_an_edit)
     with pytest.raises(DatasetError, match="changed while it was being prepared"):
         prepare(src, tmp_path / "out", dedupe_memory_digests=1)
+
+
+def test_spill_past_its_budget_stops_preparation_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from mixtune.dataprep import SpillBudgetExceeded
+
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
+    src = write_jsonl(tmp_path / "in.jsonl", [{"question": f"q{i}", "answer": "a"} for i in range(200)])
+    # 10 digests in memory, then 24 bytes per spilled record: the other 190 need 4,560 bytes
+    within = prepare(src, tmp_path / "ok", dedupe_memory_digests=10, spill_budget_bytes=190 * 24)
+    assert within.counts.kept == 200
+    with pytest.raises(SpillBudgetExceeded, match=r"spill_budget_bytes=4,559 bytes .* past the first 10\)"):
+        prepare(src, tmp_path / "out", dedupe_memory_digests=10, spill_budget_bytes=190 * 24 - 1)
+    assert list(spill_root.iterdir()) == []  # the spill folder is removed
+    assert list((tmp_path / "out").iterdir()) == []  # no output, not even partial ones
+
+
+def test_late_duplicates_leave_the_length_counts_as_in_memory(tmp_path: Path) -> None:
+    rows = [{"question": f"{i} " + "w" * (3000 * i), "answer": "a"} for i in range(12)]  # ~750 i tokens
+    rows += [rows[9], rows[3], rows[11], rows[1]]  # long records repeated after the budget
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    memory = prepare(src, tmp_path / "m", eval_share=0)
+    spilled = prepare(src, tmp_path / "s", eval_share=0, dedupe_memory_digests=2)
+    assert memory.tokens.over == {1024: 10, 2048: 9, 4096: 6, 8192: 1}
+    assert_same_outcome(memory, spilled, tmp_path / "m", tmp_path / "s")

@@ -110,8 +110,8 @@ def test_min_and_max_record_counts(tmp_path: Path) -> None:
     assert not prepare_dataset(str(src), str(tmp_path / "a"), PrepareOptions(min_records=6)).accepted
     report = prepare_dataset(str(src), str(tmp_path / "b"), PrepareOptions(max_records=4))
     assert not report.accepted and "max_records" in report.reasons[0]
-    assert prepare_dataset(
-        str(src), str(tmp_path / "c"), PrepareOptions(min_records=5, max_records=5)
+    assert prepare_dataset(  # (no eval split: five records are too few to give one reliably)
+        str(src), str(tmp_path / "c"), PrepareOptions(min_records=5, max_records=5, eval_share=0)
     ).accepted
 
 
@@ -270,3 +270,52 @@ def test_nothing_is_lost_whatever_the_lines_hold(tmp_path: Path, lines: list[byt
         assert str(src) in str(exc)
         return
     assert_accounts(report, out)
+
+
+def test_a_dataset_too_small_for_a_train_and_an_eval_split_is_rejected(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "one.jsonl", [{"question": "q", "answer": "a"}])
+    report = prepare_dataset(str(src), str(tmp_path / "o"))
+    assert (report.counts.kept, report.counts.train + report.counts.eval) == (1, 1)
+    assert not report.accepted
+    assert any(
+        "too small to split" in reason and "at least 1 train and 1 eval" in reason
+        for reason in report.reasons
+    )
+    # without an eval split asked for, one record is enough
+    assert prepare_dataset(str(src), str(tmp_path / "p"), PrepareOptions(eval_share=0)).accepted
+
+
+def test_an_eight_megabyte_question_is_rejected_by_default_with_its_line(tmp_path: Path) -> None:
+    rows = [{"question": f"question {i}", "answer": "a"} for i in range(40)]
+    rows.insert(17, {"question": "lorem ipsum " * 700_000, "answer": "a"})  # 8.4 MB, line 18
+    src = write_jsonl(tmp_path / "big.jsonl", rows)
+    report = prepare_dataset(str(src), str(tmp_path / "o"))
+    assert report.options.max_tokens == 32_768
+    assert report.rule_counts == {"max_tokens": 1}
+    assert [(e.line, e.rule) for e in report.errors] == [(18, "max_tokens")]
+    assert report.errors[0].message == "2100001 tokens > max_tokens 32768"
+    assert report.counts.kept == 40 and report.tokens.max < 10
+    kept_anyway = prepare_dataset(str(src), str(tmp_path / "p"), PrepareOptions(max_tokens=0))
+    assert kept_anyway.options.max_tokens is None and kept_anyway.counts.kept == 41
+
+
+def test_report_counts_records_over_each_common_training_length(tmp_path: Path) -> None:
+    sizes = [100, 1500, 3000, 5000, 9000, 9000]  # tokens, by the 4-characters estimate
+    rows = [{"question": "q" * (4 * n - 4), "answer": f"a{i}"} for i, n in enumerate(sizes)]
+    report = prepare_dataset(str(write_jsonl(tmp_path / "in.jsonl", rows)), str(tmp_path / "o"))
+    assert report.tokens.over == {1024: 5, 2048: 4, 4096: 3, 8192: 2}
+    assert report.tokens.max == 9000
+    capped = prepare_dataset(
+        str(tmp_path / "in.jsonl"), str(tmp_path / "c"), PrepareOptions(max_tokens=4096, max_reject_share=1)
+    )
+    assert capped.rule_counts == {"max_tokens": 3}
+    assert capped.tokens.over == {1024: 2, 2048: 1, 4096: 0, 8192: 0}
+
+
+def test_run_options_default_max_tokens_to_the_training_length() -> None:
+    assert PrepareOptions.for_training({}, max_length=1024).max_tokens == 1024
+    assert PrepareOptions.for_training({"max_tokens": 4096}, max_length=1024).max_tokens == 4096
+    assert PrepareOptions.for_training({"max_tokens": 0}, max_length=1024).max_tokens is None
+    assert PrepareOptions.for_training({"max_tokens": None}, max_length=1024).max_tokens is None
+    with pytest.raises(ValueError, match="zzz"):
+        PrepareOptions.for_training({"zzz": 1}, max_length=1024)

@@ -19,6 +19,7 @@ from mixtune import storage
 from mixtune.cli import UsageError
 from mixtune.dataprep import DatasetError, PrepareOptions, PrepareReport, Progress, prepare_dataset
 from mixtune.dataprep.convert import MAPPING_KEYS
+from mixtune.dataprep.report import DEFAULT_MAX_TOKENS
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +48,15 @@ def register(subparsers: Any) -> None:
         "--format", choices=["jsonl", "json", "csv", "tsv", "parquet"], help="default: by suffix"
     )
     parser.add_argument("--strict", action="store_true", help="reject the dataset if any record is rejected")
-    parser.add_argument("--max-tokens", type=int, metavar="N", help="reject records longer than N tokens")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        metavar="N",
+        help=f"reject records longer than N tokens (default {DEFAULT_MAX_TOKENS:,}: a cap no training length "
+        "reaches, since the CLI does not know yours; the report counts records over 1k/2k/4k/8k tokens to "
+        "choose one; --max-tokens 0 turns the limit off)",
+    )
     parser.add_argument("--tokenizer", metavar="DIR", help="count tokens with this local tokenizer folder")
     parser.add_argument(
         "--max-reject-share", type=float, default=0.05, metavar="F", help="filter mode limit (0.05)"
@@ -168,6 +177,10 @@ def format_summary(report: PrepareReport) -> str:
         f"{c.rejected:,} rejected ({report.reject_share:.1%})",
         f"  split     {c.train:,} train / {c.eval:,} eval (seed {report.options.seed})",
         f"  tokens    {report.tokens.total:,} total, {report.tokens.max:,} max per record ({report.tokens.method})",
+        "  lengths   records over "
+        + " / ".join(f"{n // 1024}k" for n in report.tokens.over)
+        + " tokens: "
+        + " / ".join(f"{count:,}" for count in report.tokens.over.values()),
     ]
     if report.labels is not None:
         lines.append(f"  labels    {len(report.labels):,}")

@@ -4,16 +4,17 @@ sanitize template collisions, validate every Nova SFT rule, split, and report.
 Public API (others import these names)::
 
     from mixtune.dataprep import (
-        PrepareOptions, PrepareReport, DatasetError, RecordError,
+        PrepareOptions, PrepareReport, DatasetError, RecordError, SpillBudgetExceeded,
         prepare_dataset, iter_records, Sanitizer, sanitize_record, Validator,
     )
     from mixtune.dataprep.tokens import estimate_tokens
 """
 
 from mixtune.dataprep.convert import Converter, Shape, detect_shape
-from mixtune.dataprep.errors import DatasetError, RecordError
+from mixtune.dataprep.errors import DatasetError, RecordError, SpillBudgetExceeded
 from mixtune.dataprep.loaders import RowSource, iter_rows
-from mixtune.dataprep.pipeline import Progress, iter_records, prepare_dataset, record_line
+from mixtune.dataprep.outputs import record_line
+from mixtune.dataprep.pipeline import Progress, iter_records, prepare_dataset
 from mixtune.dataprep.report import Counts, ErrorEntry, PrepareOptions, PrepareReport
 from mixtune.dataprep.sanitize import ReservedString, Sanitizer, default_table, sanitize_record, sanitize_text
 from mixtune.dataprep.tokens import estimate_tokens
@@ -32,6 +33,7 @@ __all__ = [
     "RowSource",
     "Sanitizer",
     "Shape",
+    "SpillBudgetExceeded",
     "Validator",
     "default_table",
     "detect_shape",

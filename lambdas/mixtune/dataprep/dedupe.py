@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import shutil
+import sys
 import tempfile
 from array import array
 from collections import Counter, defaultdict
@@ -24,9 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from mixtune.dataprep.errors import SpillBudgetExceeded
 from mixtune.dataprep.split import DigestSet
 
 DEFAULT_MEMORY_DIGESTS = 250_000  # ~4 MB of table; beyond this, digests spill to disk
+SPILL_BYTES_PER_RECORD = 24  # digest, sequence number, position and side: three uint64
 PARTITIONS = 256
 _PARTITION_SHIFT = 64 - (PARTITIONS.bit_length() - 1)
 _FLUSH_ENTRIES = 3 * 1024  # array items (3 per record) buffered per partition: 24 KB
@@ -51,9 +54,15 @@ class Deduper:
     them (as often as needed) in input order.
     """
 
-    def __init__(self, memory_digests: int = DEFAULT_MEMORY_DIGESTS) -> None:
+    def __init__(
+        self, memory_digests: int = DEFAULT_MEMORY_DIGESTS, spill_budget_bytes: int | None = None
+    ) -> None:
         self._seen = DigestSet(min(memory_digests, 1 << 18))
         self._budget = memory_digests
+        self._spill_budget = spill_budget_bytes
+        self._max_spilled = (
+            spill_budget_bytes // SPILL_BYTES_PER_RECORD if spill_budget_bytes else sys.maxsize
+        )
         self.spilling = False
         self.spilled = 0
         self.late = 0
@@ -85,6 +94,12 @@ class Deduper:
         buffer.append(seq)
         buffer.append(position << 1 | in_eval)
         self.spilled += 1
+        if self.spilled > self._max_spilled:
+            raise SpillBudgetExceeded(
+                f"exact dedupe needs more than spill_budget_bytes={self._spill_budget:,} bytes of temporary "
+                f"files ({SPILL_BYTES_PER_RECORD} per kept record past the first {self._budget:,}); "
+                "prepare this file where more temporary space is available"
+            )
         if len(buffer) >= _FLUSH_ENTRIES:
             self._flush(part)
 

@@ -20,6 +20,14 @@ class DatasetError(Exception):
         return (type(self), (self.uri, self.reason, self.line))
 
 
+class SpillBudgetExceeded(RuntimeError):
+    """Preparation needs more temporary disk than it was allowed (``spill_budget_bytes``).
+
+    Not a fault of the data: the file is too large for where it is being prepared (for
+    example a Lambda function's ``/tmp``); prepare it where there is more room.
+    """
+
+
 @dataclass(slots=True)
 class RecordError:
     """Why one record was rejected: its line (or row) number, the rule and a short reason.

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mixtune.dataprep.dedupe import DEFAULT_MEMORY_DIGESTS
 from mixtune.dataprep.loaders import DEFAULT_MAX_RECORD_BYTES
+from mixtune.dataprep.tokens import REPORTED_LENGTHS
+
+# Records longer than this are rejected unless told otherwise: a cap no training length
+# reaches, so only absurd records (an 8 MB question) go. A run passes its train.max_length.
+DEFAULT_MAX_TOKENS = 32_768
 
 
 class PrepareOptions(BaseModel):
@@ -25,13 +33,22 @@ class PrepareOptions(BaseModel):
     )
     strict: bool = False
     max_reject_share: float = Field(default=0.05, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(
+        default=DEFAULT_MAX_TOKENS,
+        ge=0,
+        description="reject records longer than this many tokens (0 or None: no limit); "
+        "a run defaults it to train.max_length",
+    )
     tokenizer: str | None = Field(
         default=None, description="local tokenizer folder (CLI only, not on Lambda)"
     )
     eval_share: float = Field(default=0.1, ge=0, lt=1)
     seed: int = 0
     min_records: int = Field(default=1, ge=0)
+    min_train_records: int = Field(default=1, ge=0, description="fewer in prepared.jsonl rejects the dataset")
+    min_eval_records: int = Field(
+        default=1, ge=0, description="fewer in eval.jsonl rejects the dataset (when eval_share > 0)"
+    )
     max_records: int | None = Field(default=None, ge=1)
     sanitize: bool = True
     dedupe: bool = True
@@ -43,6 +60,24 @@ class PrepareOptions(BaseModel):
     extra_reserved_tokens: list[str] = Field(default_factory=list)
     max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, gt=0)
     max_errors: int = Field(default=20, ge=0, description="how many rejections the report lists")
+    spill_budget_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="most bytes of temporary files (the dedupe spill, 24 bytes per kept record past "
+        "dedupe_memory_digests); past it preparation stops with SpillBudgetExceeded. None: no limit",
+    )
+
+    @classmethod
+    def for_training(cls, prepare: Mapping[str, Any], max_length: int) -> PrepareOptions:
+        """A run's options: its ``prepare`` section, with ``max_tokens`` defaulting to the
+        training length (records the trainer would truncate are rejected, with their lines).
+        An explicit ``max_tokens`` (0 or None: no limit) wins."""
+        return cls.model_validate({"max_tokens": max_length, **prepare})
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _zero_is_no_limit(cls, value: int | None) -> int | None:
+        return value or None
 
     @field_validator("mapping")
     @classmethod
@@ -70,9 +105,16 @@ class ErrorEntry(BaseModel):
 
 
 class TokenStats(BaseModel):
+    """Token lengths of the kept records (``method``: the estimate or a tokenizer)."""
+
     total: int = 0
     max: int = 0
     method: str = "estimate"
+    over: dict[int, int] = Field(
+        default_factory=lambda: dict.fromkeys(REPORTED_LENGTHS, 0),
+        description="kept records longer than N tokens, for N in 1024, 2048, 4096, 8192 (to choose "
+        "a training length)",
+    )
 
 
 class PrepareReport(BaseModel):

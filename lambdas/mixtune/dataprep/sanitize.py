@@ -126,10 +126,38 @@ class Sanitizer:
             re.compile("[" + "".join(re.escape(c) for c in sorted(triggers)) + "]") if triggers else None
         )
         self.counts: Counter[str] = Counter()
+        self._search = self._trigger.search if self._trigger is not None else _never
 
     def needs_work(self, text: str) -> bool:
         """Whether ``text`` may hold a reserved string (a fast, conservative test)."""
-        return self._trigger is not None and self._trigger.search(text) is not None
+        return self._search(text) is not None
+
+    def sanitize_turns(
+        self, system: str | None, turns: list[tuple[str, str]]
+    ) -> tuple[str | None, Counter[str] | None, str | None]:
+        """Repair a conversation: ``(system, changes, leftover)``; ``turns`` is updated in place.
+
+        ``changes`` counts the repairs per rule (None when there were none); ``leftover`` is
+        the rule of a reserved string still there after repairing (None when clean). Only a
+        text holding a trigger character can hold a reserved string, so only those are
+        repaired and checked again. Preparation and its late-duplicate pass both call this:
+        their records must come out byte for byte the same.
+        """
+        search = self._search
+        changes: Counter[str] | None = None
+        leftover: str | None = None
+        if system is not None and search(system) is not None:
+            changes = Counter()
+            system = self.sanitize_text(system, changes)
+            leftover = self.find(system)
+        for index, (role, text) in enumerate(turns):
+            if search(text) is not None:
+                if changes is None:
+                    changes = Counter()
+                text = self.sanitize_text(text, changes)
+                turns[index] = (role, text)
+                leftover = leftover or self.find(text)
+        return system, changes, leftover
 
     def find(self, text: str) -> str | None:
         """The rule of the first reserved string left in ``text``, or None when it is clean."""
@@ -172,6 +200,10 @@ class Sanitizer:
         if new_system == system and turns == record.turns():
             return record
         return ConversationRecord.from_turns(turns, system=new_system)
+
+
+def _never(_text: str) -> None:
+    return None
 
 
 _DEFAULT = Sanitizer()

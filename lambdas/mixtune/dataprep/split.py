@@ -1,13 +1,18 @@
 """The seeded train/eval split and exact-duplicate detection, both in constant-ish memory.
 
-Neither holds records: each record is decided as it streams by.
+Neither holds records: each record is decided as it streams by, from the digest of its
+normalised prompt (:mod:`.prompts`), so every record of one prompt (the same question with
+another answer or label, or a near duplicate by normalisation) lands on the same side.
 
-* Unlabelled data: a record goes to eval when its seeded 64-bit digest falls below
-  ``eval_share`` of the range, so the split is random-looking, reproducible, and does not
-  depend on the order of records.
-* Classification data is stratified: within each label, records are assigned by a seeded
-  systematic sample (every ``1/eval_share``-th record of that label, from a per-label
-  offset derived from the seed), so each label's eval share is exact to one record.
+* Unlabelled data: a record goes to eval when its prompt's seeded 64-bit digest falls below
+  ``eval_share`` of the range, so the split is random-looking, reproducible, independent of
+  the order of records, and needs no memory to keep a prompt on one side.
+* Classification data is stratified: within each label, new prompts are assigned by a
+  seeded systematic sample (every ``1/eval_share``-th new prompt of that label, from a
+  per-label offset derived from the seed), so each label's eval share is exact to one
+  prompt; a prompt seen before keeps its side (a dict of about 80 bytes per prompt for the
+  first ``memory_prompts`` distinct prompts; prompts first seen past that budget are decided
+  by their digest, like unlabelled data, which keeps their later copies on the same side too).
 """
 
 from __future__ import annotations
@@ -20,21 +25,40 @@ _MAX_LABELS = 100_000  # beyond this a "label" column is free text: fall back to
 _RANGE = 1 << 64
 
 
-class Splitter:
-    """Decides train or eval per record from its digest and, when stratified, its label."""
+DEFAULT_MEMORY_PROMPTS = 250_000  # the stratified split remembers this many prompts' sides (~20 MB)
 
-    def __init__(self, eval_share: float = 0.1, seed: int = 0) -> None:
+
+class Splitter:
+    """Decides train or eval per record from its prompt digest and, when stratified, its label."""
+
+    def __init__(self, eval_share: float = 0.1, seed: int = 0, memory_prompts: int = DEFAULT_MEMORY_PROMPTS):
         self.eval_share = eval_share
         self.seed = seed
         self._threshold = int(eval_share * _RANGE)
         self._seen: dict[str, int] = {}
         self._offset: dict[str, float] = {}
+        self._sides: dict[int, bool] = {}  # prompt digest -> eval?; a dict: its lookups are the fastest
+        self._budget = memory_prompts
 
-    def is_eval(self, digest: int, label: str | None = None) -> bool:
+    def is_eval(self, prompt_digest: int, label: str | None = None) -> bool:
         if self.eval_share <= 0:
             return False
-        if label is None or (label not in self._seen and len(self._seen) >= _MAX_LABELS):
-            return digest < self._threshold
+        if label is None:
+            return prompt_digest < self._threshold
+        sides = self._sides
+        side = sides.get(prompt_digest)
+        if side is not None:
+            return side
+        if len(sides) >= self._budget:
+            return prompt_digest < self._threshold  # not stored: its later copies decide the same way
+        if label not in self._seen and len(self._seen) >= _MAX_LABELS:
+            side = prompt_digest < self._threshold
+        else:
+            side = self._systematic(label)
+        sides[prompt_digest] = side
+        return side
+
+    def _systematic(self, label: str) -> bool:
         seen = self._seen.get(label)
         if seen is None:
             seen = 0

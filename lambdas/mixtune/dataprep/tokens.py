@@ -12,11 +12,17 @@ path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 CHARS_PER_TOKEN = 4
+
+# The report counts kept records longer than each of these (a user chooses max_length by them).
+REPORTED_LENGTHS = (1024, 2048, 4096, 8192)
+
+Turns = Sequence[tuple[str, str]]
+ConversationCounter = Callable[[str | None, Turns], int]
 
 
 def estimate_tokens(text: str) -> int:
@@ -27,6 +33,40 @@ def estimate_tokens(text: str) -> int:
 def estimate_record_tokens(texts: Iterable[str]) -> int:
     """The estimate for a whole record: the sum over its texts (system and every turn)."""
     return sum((len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN for text in texts)
+
+
+def estimate_conversation_tokens(system: str | None, turns: Turns) -> int:
+    """The estimate for a conversation: its system prompt (if any) plus every turn."""
+    size = (len(system) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN if system else 0
+    for _, text in turns:
+        size += (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+    return size
+
+
+def count_over(over: dict[int, int], tokens: int) -> None:
+    """Count a record of ``tokens`` tokens in ``over`` (records longer than each reported length)."""
+    for length in REPORTED_LENGTHS:
+        if tokens <= length:
+            return
+        over[length] += 1
+
+
+def conversation_counter(count: Callable[[str], int]) -> ConversationCounter:
+    """A conversation's length in tokens from a per-text counter (the estimate's own is fastest)."""
+    if count is estimate_tokens:
+        return estimate_conversation_tokens
+
+    def count_conversation(system: str | None, turns: Turns) -> int:
+        return sum(count(text) for _, text in turns) + (count(system) if system else 0)
+
+    return count_conversation
+
+
+def token_counter(tokenizer: str | None) -> tuple[Callable[[str], int], str]:
+    """The per-text counter for ``PrepareOptions.tokenizer`` and its name for the report."""
+    if tokenizer:
+        return tokenizer_counter(tokenizer), f"tokenizer:{tokenizer}"
+    return estimate_tokens, "estimate"
 
 
 @lru_cache(maxsize=4)

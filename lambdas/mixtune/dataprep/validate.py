@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from mixtune.dataprep.errors import RecordError
 from mixtune.dataprep.sanitize import Sanitizer
-from mixtune.dataprep.tokens import estimate_tokens
+from mixtune.dataprep.tokens import conversation_counter, estimate_tokens
 
 RECORD_RULES = (
     "needs_user_and_assistant",
@@ -51,6 +51,7 @@ class Validator:
         self.sanitizer = sanitizer if sanitizer is not None else Sanitizer()
         self.max_tokens = max_tokens
         self.count_tokens = count_tokens or estimate_tokens
+        self.count_conversation = conversation_counter(self.count_tokens)
 
     def check(
         self,
@@ -59,8 +60,27 @@ class Validator:
         turns: Sequence[tuple[str, str]],
         raw: object = None,
         check_reserved: bool = True,
+        tokens: int | None = None,
     ) -> RecordError | None:
-        """The first broken rule; ``check_reserved=False`` when the caller already did that."""
+        """The first broken rule; ``check_reserved=False`` when the caller already did that,
+        ``tokens`` when it already counted the conversation's length."""
+        error = self._check_form(line, system, turns, raw, check_reserved)
+        if error is None and self.max_tokens is not None:
+            if tokens is None:
+                tokens = self.count_conversation(system, turns)
+            if tokens > self.max_tokens:
+                return RecordError(line, "max_tokens", f"{tokens} tokens > max_tokens {self.max_tokens}", raw)
+        return error
+
+    def _check_form(
+        self,
+        line: int,
+        system: str | None,
+        turns: Sequence[tuple[str, str]],
+        raw: object,
+        check_reserved: bool,
+    ) -> RecordError | None:
+        """Every rule but the length: roles, alternation, empty and reserved texts."""
         if len(turns) < 2:
             return RecordError(
                 line, "needs_user_and_assistant", "needs at least one user and one assistant turn", raw
@@ -93,9 +113,4 @@ class Validator:
                 return RecordError(line, "empty_text", "the system prompt is empty", raw)
             if (rule := find(system)) is not None:
                 return RecordError(line, "reserved_string", f"the system prompt holds {rule}", raw)
-        if self.max_tokens is not None:
-            count = self.count_tokens
-            tokens = sum(count(text) for _, text in turns) + (count(system) if system else 0)
-            if tokens > self.max_tokens:
-                return RecordError(line, "max_tokens", f"{tokens} tokens > max_tokens {self.max_tokens}", raw)
         return None
