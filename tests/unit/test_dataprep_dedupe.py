@@ -3,7 +3,6 @@ late duplicates are moved to rejected.jsonl, with the same result as an all-in-m
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -16,15 +15,7 @@ from hypothesis import strategies as st
 from mixtune.dataprep import DatasetError, PrepareOptions, PrepareReport, prepare_dataset
 from mixtune.dataprep import dedupe as dedupe_module
 from mixtune.dataprep.dedupe import PARTITIONS, Deduper
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 
 def prepare(src: Path, out: Path, **options: object) -> PrepareReport:

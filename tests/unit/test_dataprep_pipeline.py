@@ -21,15 +21,7 @@ from mixtune.dataprep import (
     prepare_dataset,
 )
 from mixtune.records import ConversationRecord
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 
 def assert_accounts(report: PrepareReport, out: Path) -> None:

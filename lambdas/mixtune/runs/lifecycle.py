@@ -104,7 +104,9 @@ def prepare_data(run: Run) -> Run:
     folder = layout.dataset_folder(get_settings().work_bucket, run.run_id)
     try:
         report = prepare_dataset(
-            run.lineage.source_uri, folder, PrepareOptions.model_validate(run.config.prepare)
+            run.lineage.source_uri,
+            folder,
+            PrepareOptions.for_training(run.config.prepare, run.config.train.max_length),
         )
     except DatasetError as exc:
         run = repo.transition(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
