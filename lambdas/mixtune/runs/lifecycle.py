@@ -8,11 +8,14 @@ once: the execution name is the run id.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from mixtune import layout
-from mixtune.errors import RunAlreadyExists
+from mixtune.errors import RunAlreadyExists, RunConfigError
 from mixtune.observability import logger, metrics
+from mixtune.runs.ending import fail_run
 from mixtune.runs.execution import Mode, start_execution
 from mixtune.runs.model import (
     Failure,
@@ -27,6 +30,7 @@ from mixtune.runs.model import (
 )
 from mixtune.runs.preparation import request_preparation
 from mixtune.runs.repository import RunsRepository
+from mixtune.runs.validation import run_config_for
 from mixtune.settings import get_settings
 
 
@@ -59,12 +63,12 @@ class PrepareResult(BaseModel):
 
 
 def new_run(run_id: str, source_uri: str, trigger: Trigger, config: RunConfig, dataset: str = "") -> Run:
-    """A PENDING run with the service defaults filled into its config."""
+    """A PENDING run with its resolved config (:func:`mixtune.runs.validation.run_config_for`)."""
     return Run(
         run_id=run_id,
         dataset=dataset or dataset_name(source_uri),
         trigger=trigger,
-        config=config.resolved(get_settings()),
+        config=config,
         lineage=Lineage(source_uri=source_uri),
     )
 
@@ -81,7 +85,10 @@ def open_run(run: Run) -> tuple[Run, bool]:
 def prepare_run(request: PrepareRequest) -> PrepareResult:
     """The prepare function's work: open a dropped file's run, prepare it, start it."""
     if request.source_uri:
-        config = RunConfig.service_default(get_settings())
+        try:
+            config = run_config_for({}, get_settings())
+        except RunConfigError as exc:
+            return refuse_dropped_file(request, exc)
         run, _ = open_run(new_run(request.run_id, request.source_uri, "s3", config, request.dataset))
     else:
         run = RunsRepository.from_settings().get(request.run_id)
@@ -90,6 +97,14 @@ def prepare_run(request: PrepareRequest) -> PrepareResult:
     return PrepareResult(
         run_id=run.run_id, status=run.status, execution_arn=run.lineage.execution_arn, summary=run.summary
     )
+
+
+def refuse_dropped_file(request: PrepareRequest, exc: RunConfigError) -> PrepareResult:
+    """The service's default run config is invalid (a deployment mistake): the dropped file's
+    run ends FAILED with the problems, and is announced."""
+    run, _ = open_run(new_run(request.run_id, request.source_uri, "s3", RunConfig(), request.dataset))
+    run, _ = fail_run(run.run_id, Failure(error=type(exc).__name__, cause=str(exc)))
+    return PrepareResult(run_id=run.run_id, status=run.status, summary=run.summary)
 
 
 def prepare_data(run: Run) -> Run:
@@ -136,9 +151,12 @@ def start_if_prepared(run: Run, mode: Mode = "train", **extra: object) -> Run:
     return RunsRepository.from_settings().update(run.run_id, lineage={"execution_arn": arn})
 
 
-def request_run(source_uri: str, dataset: str | None, config: RunConfig) -> Run:
-    """``POST /runs``: a new PENDING run handed to the prepare function. A run the prepare
-    function could not be reached for is marked FAILED, never left PENDING."""
+def request_run(source_uri: str, dataset: str | None, requested: dict[str, Any]) -> Run:
+    """``POST /runs``: a new PENDING run handed to the prepare function. ``requested`` holds
+    the config fields the request set (over the service default); a config that breaks a
+    rule raises RunConfigError and creates nothing. A run the prepare function could not be
+    reached for is marked FAILED, never left PENDING."""
+    config = run_config_for(requested, get_settings())
     name = dataset_name(dataset or source_uri)
     run, _ = open_run(new_run(new_run_id(name), source_uri, "api", config, name))
     hand_to_prepare(run)
@@ -148,19 +166,17 @@ def request_run(source_uri: str, dataset: str | None, config: RunConfig) -> Run:
 
 
 def hand_to_prepare(run: Run) -> None:
-    """Invoke the prepare function for a PENDING run, or mark the run FAILED and raise."""
+    """Invoke the prepare function for a PENDING run, or end the run FAILED (announced) and raise."""
     try:
         request_preparation(get_settings().prepare_function_name, run.run_id)
     except Exception as exc:
-        RunsRepository.from_settings().transition(
-            run.run_id, RunStatus.FAILED, failure=Failure(error=type(exc).__name__, cause=str(exc))
-        )
+        fail_run(run.run_id, Failure(error=type(exc).__name__, cause=str(exc)))
         raise
 
 
 def rerun_datasets(event_id: str, datasets: list[str]) -> list[Run]:
     """A schedule's re-run: one new run per dataset; a re-delivered event (same id) opens none."""
-    config = RunConfig.service_default(get_settings())
+    config = run_config_for({}, get_settings())
     started = []
     for uri in datasets:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

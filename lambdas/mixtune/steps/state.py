@@ -112,3 +112,4 @@ class RunStatusOutput(_Step):
 
 class NotifyInput(RunStep):
     event: str = "status"
+    error: StepError | None = None  # NotifyFailure: the error that ended the run
