@@ -237,12 +237,12 @@ def test_every_section_of_the_run_config_is_checked_at_the_door(
         # issue 15, defect 3: each of these answered 502
         (base64.b64encode(b'{"dataset_uri": "\xff\xfe"}' + bytes([0xFF, 0xFE])).decode(), True, "not UTF-8"),
         (
-            '{"dataset_uri": "%s", "config": {"train": {"learning_rate": Infinity}}}' % DATASET,
+            '{"dataset_uri": "' + DATASET + '", "config": {"train": {"learning_rate": Infinity}}}',
             False,
             "finite",
         ),
         (
-            '{"dataset_uri": "%s", "config": {"train": {"weight_decay": -1e308}}}' % DATASET,
+            '{"dataset_uri": "' + DATASET + '", "config": {"train": {"weight_decay": -1e308}}}',
             False,
             "out of range",
         ),
