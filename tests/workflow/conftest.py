@@ -38,6 +38,7 @@ class FakePlan:
     baseline: dict[str, float] = field(default_factory=lambda: {"f1": 0.30, "mmlu": 0.50})
     tuned: dict[str, float] = field(default_factory=lambda: {"f1": 0.80, "mmlu": 0.497})
     submitted: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # job ids
     status_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,7 +102,8 @@ class FakeBackend:
         return JobStatus(state=JobState(ref.data["state"]), reason=ref.data.get("reason"))
 
     def cancel(self, ref: Any) -> None:
-        return None
+        with self.plan.lock:
+            self.plan.cancelled.append(ref.id)
 
 
 # ---- the stack --------------------------------------------------------------------------------
@@ -148,6 +150,24 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"execution {arn} still RUNNING after {timeout_s} s")
             time.sleep(0.1)
+
+    def wait_for_executions(self, count: int, timeout_s: float = 60) -> list[dict[str, Any]]:
+        """The executions, once there are ``count`` (asynchronous invokes start them later)."""
+        deadline = time.monotonic() + timeout_s
+        while len(found := self.executions()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} executions after {timeout_s} s, expected {count}")
+            time.sleep(0.1)
+        return found
+
+    def wait_for_run(self, run_id: str, predicate: Any, timeout_s: float = 60) -> Any:
+        """The run once ``predicate(run)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate(run := self.repo().find(run_id)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} did not get there in {timeout_s} s: {run}")
+            time.sleep(0.1)
+        return run
 
     def executions(self) -> list[dict[str, Any]]:
         return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)[
@@ -207,16 +227,27 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from moto import mock_aws
 
     from mixtune.backends import register_backend, unregister_backend
+    from mixtune.local.cloud import async_event_invokes
+    from mixtune.local.eventbridge import eventbridge_targets
     from mixtune.local.invoke import lambda_runtime
+    from mixtune.local.stepfunctions import aws_error_names, execution_status_events
+    from mixtune.runs.failures import execution_status_pattern
     from mixtune.runs import idempotency_table_definition, table_definition
     from mixtune.settings import get_settings
 
     plan = FakePlan()
     register_backend(FAKE_BACKEND, lambda settings: FakeBackend(plan))
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), lambda_runtime("in_process"):
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        lambda_runtime("in_process"),
+        aws_error_names(),
+        execution_status_events(),
+        eventbridge_targets(),
+        async_event_invokes(),
+    ):
         clients = {
             name: boto3.client(name, region_name=REGION)
-            for name in ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "lambda", "iam")
+            for name in ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "lambda", "iam", "events")
         }
         for bucket in ("mixtune-raw", "mixtune-work"):
             clients["s3"].create_bucket(Bucket=bucket)
@@ -243,8 +274,10 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "MIXTUNE_CATALOG_URI": write_catalog(clients["s3"], "mixtune-work"),
             "MIXTUNE_DEFAULT_BACKEND": FAKE_BACKEND,
             "MIXTUNE_BASE_MODEL": "tiny",
-            "MIXTUNE_POLL_SECONDS": "0",
+            "MIXTUNE_PLATFORM": "local",
+            "MIXTUNE_POLL_SECONDS": "1",
             "MIXTUNE_MAX_POLLS": "5",
+            "MIXTUNE_MAX_RUNTIME_S": "5",
             "MIXTUNE_PREPARE_FUNCTION_NAME": function_name("prepare"),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
@@ -262,12 +295,39 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
                 MemorySize=fn.memory_mb,
                 Environment={"Variables": env},
             )
+        for fn in FUNCTIONS:
+            if fn.on_failure:
+                clients["lambda"].put_function_event_invoke_config(
+                    FunctionName=function_name(fn.name),
+                    MaximumRetryAttempts=2,
+                    DestinationConfig={"OnFailure": {"Destination": function_arn(fn.on_failure)}},
+                )
         created = clients["stepfunctions"].create_state_machine(
             name="mixtune-pipeline", definition=substituted_definition(topic_arn), roleArn=role
         )
         assert created["stateMachineArn"] == state_machine_arn
+        events = boto3.client("events", region_name=REGION)
+        events.put_rule(Name="failed", EventPattern=json.dumps(execution_status_pattern(state_machine_arn)))
+        events.put_targets(Rule="failed", Targets=[{"Id": "on-failure", "Arn": function_arn("on_failure")}])
         try:
             yield Stack(env, plan, state_machine_arn, topic_arn, queue_url, clients)
         finally:
+            _settle(clients["stepfunctions"], state_machine_arn)
             get_settings.cache_clear()
             unregister_backend(FAKE_BACKEND)
+
+
+def _settle(sfn: Any, state_machine_arn: str, timeout_s: float = 30) -> None:
+    """Stop what a test left running (executions, asynchronous invokes and deliveries) before
+    moto's state goes: run ids repeat across tests, and a late thread would act on the next."""
+    for execution in sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]:
+        sfn.stop_execution(executionArn=execution["executionArn"])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and sfn.list_executions(
+        stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+    )["executions"]:
+        time.sleep(0.1)
+    for _ in range(2):  # a delivery may start another invoke (a destination)
+        for thread in threading.enumerate():
+            if thread.name.startswith(("invoke-async", "deliver ")):
+                thread.join(max(0.0, deadline - time.monotonic()))

@@ -15,9 +15,10 @@ from mixtune.runs.model import TERMINAL, Failure, Run, RunStatus
 from mixtune.runs.repository import RunsRepository
 
 
-def fail_run(run_id: str, failure: Failure, *, announce: bool = True) -> tuple[Run, bool]:
-    """Move the run to FAILED unless it ended already, stop its jobs, and (when this call ended
-    it and ``announce``) publish the failure. Returns (the run, whether this call ended it)."""
+def fail_run(run_id: str, failure: Failure, *, announce: bool = True, stop: bool = True) -> tuple[Run, bool]:
+    """Move the run to FAILED unless it ended already, stop its jobs (``stop``: the caller's
+    role may stop jobs), and (when this call ended it and ``announce``) publish the failure.
+    Returns (the run, whether this call ended it)."""
     from mixtune import notifications
 
     repo = RunsRepository.from_settings()
@@ -36,7 +37,7 @@ def fail_run(run_id: str, failure: Failure, *, announce: bool = True) -> tuple[R
         metrics.add_metric(name="RunsFailed", unit="Count", value=1)
     else:
         logger.info("run had ended already", extra={"run_id": run_id, "status": run.status.value})
-    if run.status == RunStatus.FAILED:
+    if stop and run.status == RunStatus.FAILED:
         stop_jobs(run)
     if ended_now and announce:
         notifications.announce(run)

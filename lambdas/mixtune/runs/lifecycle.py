@@ -102,9 +102,16 @@ def prepare_run(request: PrepareRequest) -> PrepareResult:
 def refuse_dropped_file(request: PrepareRequest, exc: RunConfigError) -> PrepareResult:
     """The service's default run config is invalid (a deployment mistake): the dropped file's
     run ends FAILED with the problems, and is announced."""
-    run, _ = open_run(new_run(request.run_id, request.source_uri, "s3", RunConfig(), request.dataset))
-    run, _ = fail_run(run.run_id, Failure(error=type(exc).__name__, cause=str(exc)))
+    run, _ = fail_request(request, Failure(error=type(exc).__name__, cause=str(exc)))
     return PrepareResult(run_id=run.run_id, status=run.status, summary=run.summary)
+
+
+def fail_request(request: PrepareRequest, failure: Failure) -> tuple[Run, bool]:
+    """End a prepare request's run FAILED (announced once; see ``fail_run``); a dropped file
+    whose run was never opened gets one, so its owner hears of it."""
+    if request.source_uri:
+        open_run(new_run(request.run_id, request.source_uri, "s3", RunConfig(), request.dataset))
+    return fail_run(request.run_id, failure)
 
 
 def prepare_data(run: Run) -> Run:
@@ -179,16 +186,19 @@ def rerun_datasets(event_id: str, datasets: list[str]) -> list[Run]:
     config = run_config_for({}, get_settings())
     started = []
     for uri in datasets:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        run, created = open_run(
-            new_run(run_id_for_object(bucket, key, f"schedule:{event_id}"), uri, "schedule", config)
-        )
+        run, created = open_run(new_run(scheduled_run_id(event_id, uri), uri, "schedule", config))
         if not created:
             logger.info("scheduled run exists already", extra={"run_id": run.run_id})
             continue
         hand_to_prepare(run)
         started.append(run)
     return started
+
+
+def scheduled_run_id(event_id: str, dataset_uri: str) -> str:
+    """The run a schedule's event opens for a dataset: the same event, the same run."""
+    bucket, _, key = dataset_uri.removeprefix("s3://").partition("/")
+    return run_id_for_object(bucket, key, f"schedule:{event_id}")
 
 
 def reevaluate_promoted(event_id: str) -> tuple[Run, str] | None:

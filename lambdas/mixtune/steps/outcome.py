@@ -38,8 +38,9 @@ def mark_failed(step: MarkFailedInput) -> RunStatusOutput:
 @traced
 def notify(step: NotifyInput) -> Announcement:
     """The run's outcome on SNS. The failure notice first makes sure the run is FAILED: when
-    MarkFailed itself failed or timed out, the run may still read RUNNING here."""
+    MarkFailed itself failed or timed out, the run may still read RUNNING here (MarkFailed and
+    the execution-status rule stop the jobs)."""
     if step.event == "failed":
-        run, _ = fail_run(step.run_id, failure_of(step.error or StepError()), announce=False)
+        run, _ = fail_run(step.run_id, failure_of(step.error or StepError()), announce=False, stop=False)
         return announce(run)
     return announce(RunsRepository.from_settings().get(step.run_id))
