@@ -261,6 +261,15 @@ def test_unreadable_or_absurd_bodies_get_400_not_502(
         assert any(expected in line for line in reply["errors"]), reply
 
 
+def test_a_dataset_too_small_for_both_splits_is_not_accepted(api: dict[str, Any]) -> None:
+    """Issue 15, defect 8: one record passed prepare (1 eval, 0 train) and failed at Mix."""
+    status, report = call("POST", "/validate", {"records": [{"text": "hello", "intent": "greet"}]})
+    assert status == 200, report
+    assert report["accepted"] is False
+    assert report["counts"]["kept"] == 1
+    assert any("at least 1 training and 1 eval record" in reason for reason in report["reasons"])
+
+
 def test_validate_refuses_unknown_options_with_400(api: dict[str, Any]) -> None:
     status, reply = call(
         "POST", "/validate", {"records": [{"text": "a", "intent": "b"}], "options": {"zzz": 1}}
