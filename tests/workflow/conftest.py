@@ -231,8 +231,8 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from mixtune.local.eventbridge import eventbridge_targets
     from mixtune.local.invoke import lambda_runtime
     from mixtune.local.stepfunctions import aws_error_names, execution_status_events
-    from mixtune.runs.failures import execution_status_pattern
     from mixtune.runs import idempotency_table_definition, table_definition
+    from mixtune.runs.failures import execution_status_pattern
     from mixtune.settings import get_settings
 
     plan = FakePlan()
@@ -320,12 +320,15 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 def _settle(sfn: Any, state_machine_arn: str, timeout_s: float = 30) -> None:
     """Stop what a test left running (executions, asynchronous invokes and deliveries) before
     moto's state goes: run ids repeat across tests, and a late thread would act on the next."""
-    for execution in sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]:
+    for execution in sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")[
+        "executions"
+    ]:
         sfn.stop_execution(executionArn=execution["executionArn"])
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and sfn.list_executions(
-        stateMachineArn=state_machine_arn, statusFilter="RUNNING"
-    )["executions"]:
+    while (
+        time.monotonic() < deadline
+        and sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]
+    ):
         time.sleep(0.1)
     for _ in range(2):  # a delivery may start another invoke (a destination)
         for thread in threading.enumerate():

@@ -68,7 +68,9 @@ def invoke_async(function: Any, payload: Any, delays: Sequence[float] | None = N
             response = json.loads(result)
         except (TypeError, ValueError):
             response = {"errorMessage": str(result)[:2000]}
-        log.warning("async invoke of %s failed (attempt %d of %d)", function.function_name, attempt + 1, retries + 1)
+        log.warning(
+            "async invoke of %s failed (attempt %d of %d)", function.function_name, attempt + 1, retries + 1
+        )
         if attempt < retries:
             time.sleep(delays[min(attempt, len(delays) - 1)] if delays else 0)
     destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")

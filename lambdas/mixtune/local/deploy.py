@@ -148,7 +148,9 @@ class Deployer:
     def _create_status_rule(self, target_arn: str, state_machine_arn: str) -> str:
         events = self.client("events")
         events.put_rule(
-            Name=STATUS_RULE, EventPattern=json.dumps(execution_status_pattern(state_machine_arn)), State="ENABLED"
+            Name=STATUS_RULE,
+            EventPattern=json.dumps(execution_status_pattern(state_machine_arn)),
+            State="ENABLED",
         )
         events.put_targets(Rule=STATUS_RULE, Targets=[{"Id": "on-failure", "Arn": target_arn}])
         return STATUS_RULE

@@ -3,13 +3,14 @@ the execution-status rule (an execution that failed, timed out or was aborted), 
 destination of the asynchronous invocations, a trigger that could not hand a run on.
 
 Every path is idempotent: a run that already ended keeps its outcome, its jobs are stopped
-(stopping a finished job is a no-op), and the run is announced once, by the call that ended it.
+(stopping a finished job is a no-op), and each outcome is announced once (:func:`announce_once`).
 """
 
 from __future__ import annotations
 
 from mixtune.backends import JobRef, get_backend
 from mixtune.errors import IllegalTransition
+from mixtune.notifications import Announcement
 from mixtune.observability import logger, metrics
 from mixtune.runs.model import TERMINAL, Failure, Run, RunStatus
 from mixtune.runs.repository import RunsRepository
@@ -19,8 +20,6 @@ def fail_run(run_id: str, failure: Failure, *, announce: bool = True, stop: bool
     """Move the run to FAILED unless it ended already, stop its jobs (``stop``: the caller's
     role may stop jobs), and (when this call ended it and ``announce``) publish the failure.
     Returns (the run, whether this call ended it)."""
-    from mixtune import notifications
-
     repo = RunsRepository.from_settings()
     run = repo.get(run_id)
     ended_now = False
@@ -39,9 +38,25 @@ def fail_run(run_id: str, failure: Failure, *, announce: bool = True, stop: bool
         logger.info("run had ended already", extra={"run_id": run_id, "status": run.status.value})
     if stop and run.status == RunStatus.FAILED:
         stop_jobs(run)
-    if ended_now and announce:
-        notifications.announce(run)
+    if announce and run.status == RunStatus.FAILED:
+        announce_once(run)  # also when an earlier pass ended it but died before announcing
     return run, ended_now
+
+
+def announce_once(run: Run) -> Announcement | None:
+    """Publish the run's status on SNS unless it was announced already (by a retry, a second
+    trigger, another path): the run item records what was announced. None when skipped."""
+    from mixtune import notifications
+
+    repo = RunsRepository.from_settings()
+    if not repo.claim_notification(run.run_id, run.status):
+        logger.info("announced already", extra={"run_id": run.run_id, "status": run.status.value})
+        return None
+    try:
+        return notifications.announce(run)
+    except BaseException:
+        repo.release_notification(run.run_id, run.status)
+        raise
 
 
 def stop_jobs(run: Run) -> list[str]:

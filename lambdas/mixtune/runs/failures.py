@@ -23,7 +23,11 @@ from mixtune.runs.model import Failure, RunStatus
 
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
-_STATUS_ERRORS = {"FAILED": "ExecutionFailed", "TIMED_OUT": "ExecutionTimedOut", "ABORTED": "ExecutionAborted"}
+_STATUS_ERRORS = {
+    "FAILED": "ExecutionFailed",
+    "TIMED_OUT": "ExecutionTimedOut",
+    "ABORTED": "ExecutionAborted",
+}
 
 
 def execution_status_pattern(state_machine_arn: str) -> dict[str, Any]:
@@ -110,7 +114,9 @@ def execution_ended(event: ExecutionStatusChange) -> FailureOutcome:
         cause=(detail.cause or f"the execution ended {detail.status}")[:2000],
     )
     run, ended_now = fail_run(detail.name, failure)
-    return FailureOutcome(heard=heard, runs=[EndedRun(run_id=run.run_id, status=run.status, ended_now=ended_now)])
+    return FailureOutcome(
+        heard=heard, runs=[EndedRun(run_id=run.run_id, status=run.status, ended_now=ended_now)]
+    )
 
 
 def invocation_failed(record: InvocationRecord) -> FailureOutcome:

@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from mixtune import layout
-from mixtune.errors import RunAlreadyExists, RunConfigError
+from mixtune.errors import IllegalTransition, RunAlreadyExists, RunConfigError
 from mixtune.observability import logger, metrics
-from mixtune.runs.ending import fail_run
+from mixtune.runs.ending import announce_once, fail_run
 from mixtune.runs.execution import Mode, start_execution
 from mixtune.runs.model import (
     Failure,
@@ -118,18 +118,18 @@ def prepare_data(run: Run) -> Run:
     """PENDING -> PREPARED or REJECTED (announced), with the report's hashes and URIs in the
     lineage. A run past PENDING is returned as it is."""
     from mixtune.dataprep import DatasetError, PrepareOptions, prepare_dataset
-    from mixtune.notifications import announce
 
+    if run.status == RunStatus.REJECTED:
+        announce_once(run)  # an earlier pass rejected it and may have died before announcing
     if run.status != RunStatus.PENDING:
         return run
-    repo = RunsRepository.from_settings()
     folder = layout.dataset_folder(get_settings().work_bucket, run.run_id)
     try:
         report = prepare_dataset(
             run.lineage.source_uri, folder, PrepareOptions.model_validate(run.config.prepare)
         )
     except DatasetError as exc:
-        run = repo.transition(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
+        run = conclude(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
     else:
         status = RunStatus.PREPARED if report.accepted else RunStatus.REJECTED
         lineage = {
@@ -138,15 +138,29 @@ def prepare_data(run: Run) -> Run:
             "prepared_uri": folder,
             "report_uri": layout.prepare_report(folder),
         }
-        run = repo.transition(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage)
+        run = conclude(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage)
     metrics.add_metric(
         name="DatasetsAccepted" if run.status == RunStatus.PREPARED else "DatasetsRejected",
         unit="Count",
         value=1,
     )
     if run.status == RunStatus.REJECTED:
-        announce(run)
+        announce_once(run)
     return run
+
+
+def conclude(run_id: str, status: RunStatus, **fields: Any) -> Run:
+    """PENDING -> PREPARED/REJECTED; when a concurrent pass over the same run (a duplicate
+    event) concluded first, its outcome stands and is returned (no IllegalTransition)."""
+    repo = RunsRepository.from_settings()
+    try:
+        return repo.transition(run_id, status, **fields)
+    except IllegalTransition:
+        run = repo.get(run_id)
+        if run.status == RunStatus.PENDING:
+            raise
+        logger.info("another pass prepared this run", extra={"run_id": run_id, "status": run.status.value})
+        return run
 
 
 def start_if_prepared(run: Run, mode: Mode = "train", **extra: object) -> Run:

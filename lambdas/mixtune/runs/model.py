@@ -158,6 +158,7 @@ class Run(BaseModel):
     metrics: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
     failure: Failure | None = None
+    notified: RunStatus | None = None  # the status last announced on SNS (announced once)
 
 
 class Baseline(BaseModel):

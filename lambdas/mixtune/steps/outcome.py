@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-from mixtune.notifications import Announcement, announce
 from mixtune.observability import traced
-from mixtune.runs.ending import fail_run
+from mixtune.runs.ending import announce_once, fail_run
 from mixtune.runs.model import Failure
 from mixtune.runs.repository import RunsRepository
-from mixtune.steps.state import MarkFailedInput, NotifyInput, RunStatusOutput, StepError
+from mixtune.steps.state import MarkFailedInput, NotifyInput, NotifyOutput, RunStatusOutput, StepError
 
 
 def readable_cause(error: StepError) -> str:
@@ -36,11 +35,18 @@ def mark_failed(step: MarkFailedInput) -> RunStatusOutput:
 
 
 @traced
-def notify(step: NotifyInput) -> Announcement:
-    """The run's outcome on SNS. The failure notice first makes sure the run is FAILED: when
-    MarkFailed itself failed or timed out, the run may still read RUNNING here (MarkFailed and
-    the execution-status rule stop the jobs)."""
+def notify(step: NotifyInput) -> NotifyOutput:
+    """The run's outcome on SNS, once (a retried Notify publishes nothing new). The failure
+    notice first makes sure the run is FAILED: when MarkFailed itself failed or timed out, the
+    run may still read RUNNING here (MarkFailed and the execution-status rule stop the jobs)."""
     if step.event == "failed":
         run, _ = fail_run(step.run_id, failure_of(step.error or StepError()), announce=False, stop=False)
-        return announce(run)
-    return announce(RunsRepository.from_settings().get(step.run_id))
+    else:
+        run = RunsRepository.from_settings().get(step.run_id)
+    announcement = announce_once(run)
+    return NotifyOutput(
+        run_id=run.run_id,
+        status=run.status.value,
+        announced=announcement is not None,
+        message_id=announcement.message_id if announcement else None,
+    )

@@ -110,6 +110,13 @@ class RunStatusOutput(_Step):
     status: str
 
 
+class NotifyOutput(_Step):
+    run_id: str
+    status: str
+    announced: bool  # False: this outcome was announced before (a retry, another path)
+    message_id: str | None = None
+
+
 class NotifyInput(RunStep):
     event: str = "status"
     error: StepError | None = None  # NotifyFailure: the error that ended the run
