@@ -39,6 +39,7 @@ class DataAccess:
     publish: bool = False
     start_execution: bool = False
     invoke_prepare: bool = False  # asynchronous hand-over of a run to `prepare`
+    invoke_mark_failed: bool = False  # `on_failure` asks `mark_failed` to end a run and stop its jobs
 
 
 ACCESS: dict[str, DataAccess] = {
@@ -52,6 +53,7 @@ ACCESS: dict[str, DataAccess] = {
     "baseline_lookup": DataAccess(work="read", runs="read"),
     "record": DataAccess(work="read", runs="read_write"),
     "mark_failed": DataAccess(runs="read_write"),
+    "on_failure": DataAccess(runs="read_write", publish=True, invoke_mark_failed=True),
     "notify": DataAccess(runs="read", publish=True),
     "api": DataAccess(raw="read", runs="read_write", invoke_prepare=True),
     "schedule": DataAccess(runs="read_write", start_execution=True, invoke_prepare=True),
@@ -67,6 +69,7 @@ class Targets:
     topic_arn: str
     state_machine_arn: str
     prepare_function_arn: str
+    mark_failed_function_arn: str
 
 
 def grant_bucket(role: iam.IRole, targets: Targets, purpose: str, level: Level, keys: str = "*") -> None:
@@ -130,9 +133,11 @@ def grant_access(role: iam.IRole, access: DataAccess, targets: Targets) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[targets.state_machine_arn])
         )
-    if access.invoke_prepare:
+    invoked = [targets.prepare_function_arn] if access.invoke_prepare else []
+    invoked += [targets.mark_failed_function_arn] if access.invoke_mark_failed else []
+    if invoked:
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[targets.prepare_function_arn])
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=invoked)
         )
 
 

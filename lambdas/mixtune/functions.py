@@ -58,7 +58,14 @@ FUNCTIONS: tuple[FunctionDef, ...] = (
     ),
     # Hears what the state machine cannot catch: an execution that failed, timed out or was
     # aborted (EventBridge rule) and the exhausted async invocations of prepare and schedule.
-    FunctionDef("on_failure", "mixtune.handlers.on_failure.handler", 60, 256, False, (*_RUNS, "topic_arn")),
+    FunctionDef(
+        "on_failure",
+        "mixtune.handlers.on_failure.handler",
+        120,
+        256,
+        False,
+        (*_RUNS, "topic_arn", "mark_failed_function_name"),
+    ),
     FunctionDef(
         "schedule",
         "mixtune.handlers.schedule.handler",

@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     sagemaker_role_arn: str = ""
     hyperpod_cluster_name: str = ""
     hyperpod_namespace: str = "mixtune"
-    # Working folder of the local backend (subprocess training on this machine).
+    # Working folder of the local backend (subprocess training on this machine), and how many
+    # of its jobs run at once (0: what fits this machine); more wait in a queue.
     local_workdir: str = ""
+    local_max_jobs: int = 0
     # Datasets an EventBridge schedule re-runs: comma-separated s3:// URIs.
     scheduled_datasets: str = ""
     # Where the service runs: "aws" (the CDK app) or "local" (the local cloud sets it). On AWS
@@ -59,8 +61,10 @@ class Settings(BaseSettings):
     allowed_instance_types: list[str] = []
     allowed_base_models: list[str] = []
     max_node_count: int = 64
-    # The prepare function, invoked asynchronously by the API and the schedule.
+    # The prepare function, invoked asynchronously by the API and the schedule; the
+    # mark_failed function, invoked by on_failure to end a run and stop its jobs.
     prepare_function_name: str = "mixtune-prepare"
+    mark_failed_function_name: str = "mixtune-mark-failed"
     # The run config (mixtune.runs.RunConfig fields, as JSON in the environment) that runs
     # started by a dataset dropped in S3 or by a schedule get: what the API's POST /runs
     # would otherwise carry (mix, train, evaluation, gate, ...).

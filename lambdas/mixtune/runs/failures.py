@@ -7,8 +7,8 @@
 - an asynchronous invocation of ``prepare`` or ``schedule`` that failed every attempt (Lambda
   retries twice, then sends an invocation record to the on-failure destination).
 
-Either way the run ends FAILED with the cause, its jobs are stopped and it is announced
-(:func:`mixtune.runs.ending.fail_run`: a run that ended already keeps its outcome).
+Either way the run ends FAILED with the cause, its jobs are stopped (by ``mark_failed``, see
+:mod:`mixtune.runs.stopping`) and it is announced once (a run that ended already keeps its outcome).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mixtune.observability import logger
-from mixtune.runs.ending import fail_run
+from mixtune.runs.ending import announce_once
 from mixtune.runs.model import Failure, RunStatus
+from mixtune.runs.stopping import end_and_stop
+from mixtune.settings import get_settings
 
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -113,7 +115,11 @@ def execution_ended(event: ExecutionStatusChange) -> FailureOutcome:
         error=detail.error or _STATUS_ERRORS[detail.status],
         cause=(detail.cause or f"the execution ended {detail.status}")[:2000],
     )
-    run, ended_now = fail_run(detail.name, failure)
+    # mark_failed (the launcher role) ends the run and stops its jobs; then announce it once.
+    ended_now = end_and_stop(get_settings().mark_failed_function_name, detail.name, failure)
+    run = RunsRepository.from_settings().get(detail.name)
+    if run.status == RunStatus.FAILED:
+        announce_once(run)
     return FailureOutcome(
         heard=heard, runs=[EndedRun(run_id=run.run_id, status=run.status, ended_now=ended_now)]
     )

@@ -111,7 +111,7 @@ def fail_request(request: PrepareRequest, failure: Failure) -> tuple[Run, bool]:
     whose run was never opened gets one, so its owner hears of it."""
     if request.source_uri:
         open_run(new_run(request.run_id, request.source_uri, "s3", RunConfig(), request.dataset))
-    return fail_run(request.run_id, failure)
+    return fail_run(request.run_id, failure, stop=False)  # a run before its execution has no jobs
 
 
 def prepare_data(run: Run) -> Run:
@@ -191,7 +191,7 @@ def hand_to_prepare(run: Run) -> None:
     try:
         request_preparation(get_settings().prepare_function_name, run.run_id)
     except Exception as exc:
-        fail_run(run.run_id, Failure(error=type(exc).__name__, cause=str(exc)))
+        fail_run(run.run_id, Failure(error=type(exc).__name__, cause=str(exc)), stop=False)
         raise
 
 

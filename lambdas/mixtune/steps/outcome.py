@@ -30,8 +30,8 @@ def failure_of(error: StepError) -> Failure:
 def mark_failed(step: MarkFailedInput) -> RunStatusOutput:
     """The Catch target of every state: the run ends FAILED with the error that ended it and
     its jobs are stopped (NotifyFailure announces it). A run that ended already keeps its outcome."""
-    run, _ = fail_run(step.run_id, failure_of(step.error), announce=False)
-    return RunStatusOutput(run_id=step.run_id, status=run.status.value)
+    run, ended_now = fail_run(step.run_id, failure_of(step.error), announce=False)
+    return RunStatusOutput(run_id=step.run_id, status=run.status.value, ended_now=ended_now)
 
 
 @traced

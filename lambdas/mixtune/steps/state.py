@@ -108,6 +108,7 @@ class MarkFailedInput(RunStep):
 class RunStatusOutput(_Step):
     run_id: str
     status: str
+    ended_now: bool = False  # MarkFailed: whether this call ended the run
 
 
 class NotifyOutput(_Step):
