@@ -102,7 +102,10 @@ def test_failed_timed_out_and_aborted_executions_go_to_on_failure(synthesized):
             "EventPattern": {
                 "source": ["aws.states"],
                 "detail-type": ["Step Functions Execution Status Change"],
-                "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"], "stateMachineArn": Match.any_value()},
+                "detail": {
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": Match.any_value(),
+                },
             },
             "Targets": [
                 Match.object_like(
