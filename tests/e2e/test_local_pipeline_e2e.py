@@ -21,9 +21,10 @@ from mixtune.local.state import LocalState
 from mixtune.records import ConversationRecord
 from mixtune.sample_data import support_intents
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
-RUN_TIMEOUT_S = 150
+# A bound for a loaded machine (the run takes ~30 s on an idle one): not a timing assert.
+RUN_TIMEOUT_S = 400
 
 GENERAL = [
     ("What is the capital of France?", "Paris is the capital of France."),

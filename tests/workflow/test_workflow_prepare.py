@@ -108,3 +108,18 @@ def test_a_rejection_whose_pass_died_before_announcing_is_announced_by_the_next(
     assert message["Message"]["status"] == "REJECTED"
     _invoke_prepare(stack, _event("incoming/empty.jsonl", "e-died"))  # and again: nothing new
     assert stack.messages(wait_s=1) == []
+
+
+def test_a_one_record_dataset_is_rejected_before_mix_with_the_minimum_in_its_report(stack: Any) -> None:
+    """Issue 15, defect 8: one record passed prepare (1 eval, 0 train) and failed at Mix."""
+    from mixtune import storage
+
+    etag = _put(stack, "incoming/tiny.jsonl", [{"text": "my card is lost", "intent": "lost_card"}])
+    (result,) = _invoke_prepare(stack, _event("incoming/tiny.jsonl", etag))["results"]
+    assert result["status"] == "REJECTED"
+    assert "at least 1 training and 1 eval record" in result["summary"]
+    assert stack.executions() == []
+    run = stack.repo().get(result["run_id"])
+    report = json.loads(storage.read_bytes(run.lineage.report_uri))
+    assert report["accepted"] is False
+    assert any("at least 1 training and 1 eval record" in reason for reason in report["reasons"])

@@ -466,12 +466,6 @@ def _dataset_verdict(counts: Counts, options: PrepareOptions) -> list[str]:
         reasons.append(f"rejected share {share:.1%} exceeds max_reject_share {options.max_reject_share:.1%}")
     if counts.kept < options.min_records:
         reasons.append(f"{counts.kept} records kept, fewer than min_records {options.min_records}")
-    elif counts.kept and (counts.train < 1 or (options.eval_share > 0 and counts.eval < 1)):
-        # A run trains on the train split and scores on the eval split: it needs one of each.
-        reasons.append(
-            f"{counts.kept} record(s) kept give {counts.train} train / {counts.eval} eval: a run needs at"
-            f" least 1 training and 1 eval record (eval_share {options.eval_share:g})"
-        )
     if options.max_records is not None and counts.kept > options.max_records:
         reasons.append(f"{counts.kept} records kept, more than max_records {options.max_records}")
     return reasons
