@@ -21,6 +21,10 @@ from mixtune.statemachine import load_definition, substitute, substitutions
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FAKE_BACKEND = "fake"
+# How long a test waits for an execution or a run: a bound for a loaded machine, not a timing
+# assert. An execution here takes ~3 s idle and ~12 s at a load of 14 on 2 cores; the 60 s
+# this used to be was crossed under heavier load, which failed a test now and then.
+WAIT_S = 300
 
 
 # ---- the fake training backend ------------------------------------------------------------
@@ -140,7 +144,7 @@ class Stack:
     def client(self, service: str) -> Any:
         return self.clients[service]
 
-    def wait_for_execution(self, arn: str, timeout_s: float = 60) -> dict[str, Any]:
+    def wait_for_execution(self, arn: str, timeout_s: float = WAIT_S) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout_s
         while True:
@@ -151,7 +155,7 @@ class Stack:
                 raise AssertionError(f"execution {arn} still RUNNING after {timeout_s} s")
             time.sleep(0.1)
 
-    def wait_for_executions(self, count: int, timeout_s: float = 60) -> list[dict[str, Any]]:
+    def wait_for_executions(self, count: int, timeout_s: float = WAIT_S) -> list[dict[str, Any]]:
         """The executions, once there are ``count`` (asynchronous invokes start them later)."""
         deadline = time.monotonic() + timeout_s
         while len(found := self.executions()) < count:
@@ -160,7 +164,7 @@ class Stack:
             time.sleep(0.1)
         return found
 
-    def wait_for_run(self, run_id: str, predicate: Any, timeout_s: float = 60) -> Any:
+    def wait_for_run(self, run_id: str, predicate: Any, timeout_s: float = WAIT_S) -> Any:
         """The run once ``predicate(run)`` holds."""
         deadline = time.monotonic() + timeout_s
         while not predicate(run := self.repo().find(run_id)):
