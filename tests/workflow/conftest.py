@@ -39,6 +39,9 @@ class FakePlan:
     fail_steps: dict[str, str] = field(default_factory=dict)  # step -> reason
     never_ending_steps: set[str] = field(default_factory=set)  # these jobs stay RUNNING
     transient_status_errors: int = 0  # the next N status calls raise TransientError
+    # The next status calls fail with these Lambda error types, one each (what a poll function
+    # that died or ran out of time looks like to Step Functions).
+    status_error_types: list[str] = field(default_factory=list)
     baseline: dict[str, float] = field(default_factory=lambda: {"f1": 0.30, "mmlu": 0.50})
     tuned: dict[str, float] = field(default_factory=lambda: {"f1": 0.80, "mmlu": 0.497})
     submitted: list[str] = field(default_factory=list)
@@ -103,6 +106,9 @@ class FakeBackend:
             if self.plan.transient_status_errors > 0:
                 self.plan.transient_status_errors -= 1
                 raise TransientError("fake throttling")
+            if self.plan.status_error_types:
+                # An exception class of that name: the Lambda errorType the interpreter matches.
+                raise type(self.plan.status_error_types.pop(0), (Exception,), {})("the poll died")
         return JobStatus(state=JobState(ref.data["state"]), reason=ref.data.get("reason"))
 
     def cancel(self, ref: Any) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 WorkerKey = tuple[str, str]  # (handler, environment as JSON)
+OVERDUE_S = 30.0  # how long an invoke waits at the total cap before a worker is started anyway
 
 
 class _Worker:
@@ -103,6 +104,7 @@ class WarmPool:
         return self._busy.get(key, 0) + len(self._idle.get(key, []))
 
     def _acquire(self, key: WorkerKey, handler: str, env: dict[str, str]) -> _Worker:
+        waiting_since = time.monotonic()
         with self._changed:
             while True:
                 if self._closed:
@@ -114,7 +116,11 @@ class WarmPool:
                 if self._count(key) < self.max_per_function:
                     if len(self._all) >= self.max_total:
                         self._retire_one_idle()
-                    if len(self._all) < self.max_total:
+                    # Past the total cap only when every worker stayed busy for a while: a
+                    # handler that synchronously invokes another (on_failure -> mark_failed)
+                    # must not wait forever for a worker its own callers hold.
+                    overdue = time.monotonic() - waiting_since > OVERDUE_S
+                    if len(self._all) < self.max_total or overdue:
                         worker = _Worker(handler, env, self._log_for(env))
                         self._all.append(worker)
                         break
