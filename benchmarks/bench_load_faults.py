@@ -7,8 +7,9 @@ Phase ``load``: N datasets dropped into ``incoming/`` at once (tiny model, quick
 1 smoke step, 3 training steps, small evaluations). Phase ``faults``: N more, and while they
 run, one busy ``prepare`` worker, one ``poll_job`` worker and one training job are killed
 (SIGKILL). For each phase it prints the runs created, their terminal statuses, the SNS
-messages (per run), the stuck runs (not terminal when every other run ended, or at the
-timeout: must be 0), duplicate executions (must be 0) and the wall time. Exit code 1 when a
+messages (per run), the stuck runs (not terminal once no execution of the phase is running
+and nothing changed for a minute, or at the timeout: must be 0), duplicate executions (must
+be 0) and the wall time. Exit code 1 when a
 phase has a stuck run, a duplicate or a run without exactly one message.
 
 A benchmark, not a test: it measures how the service holds under load on this machine.
@@ -51,9 +52,10 @@ QUICK = {
     },
     "gate": {"min_domain_gain": -100.0, "require_mmlu": False},
     "smoke_steps": 1,
-    "poll_seconds": 1,
     "max_polls": 500,
-    "max_runtime_s": 500,
+    # Local jobs queue beyond what fits the machine, and a queued job's polls count: 1,500 s
+    # of polls (3 s apart) leaves room for 8 runs' 32 jobs on 2 cores under load.
+    "max_runtime_s": 1500,
 }
 
 
@@ -137,8 +139,10 @@ class Bench:
     def wait(
         self, prefix: str, expected: int, timeout_s: float, faults: Faults | None
     ) -> list[dict[str, Any]]:
+        """Until every run ended, or nothing is left that could end one: no execution of the
+        phase running and no run changed for a minute (then the rest are stuck), or the timeout."""
         deadline = time.monotonic() + timeout_s
-        last = ""
+        last, quiet_since = "", time.monotonic()
         while time.monotonic() < deadline:
             runs = self.runs(prefix)
             if faults is not None:
@@ -147,10 +151,18 @@ class Bench:
             line = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
             if line != last:
                 log(f"  {len(runs)} runs: {line}")
-                last = line
+                last, quiet_since = line, time.monotonic()
             if len(runs) >= expected and all(r["status"] in TERMINAL for r in runs):
                 break
+            running = [
+                e for e in self.executions() if e["name"].startswith(prefix) and e["status"] == "RUNNING"
+            ]
+            if not running and time.monotonic() - quiet_since > 60:
+                log("  no execution running and no run changed for 60 s")
+                break
             time.sleep(2)
+        else:
+            log(f"  timeout after {timeout_s:.0f} s")
         time.sleep(8)  # late messages: the execution-status rule, the on-failure destination
         self.drain_messages()
         return self.runs(prefix)
@@ -228,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="concurrent drops per phase (default 8)")
     parser.add_argument("--phases", default="load,faults", help="load, faults or both (default)")
-    parser.add_argument("--timeout", type=float, default=1200, help="seconds a phase may take")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds a phase may take (default 3600)")
     args = parser.parse_args(argv)
     state_dir = Path(tempfile.mkdtemp(prefix="mixtune-bench-"))
     settings = Settings(
