@@ -54,12 +54,28 @@ class InfraConfig(_ContextModel):
     hyperpod_eks_cluster_name: str = ""
     hyperpod_namespace: str = Field("mixtune", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     hyperpod_kubernetes_group: str = "mixtune-job-launchers"
-    default_backend: Literal["sagemaker", "hyperpod", "local"] = "sagemaker"
+    default_backend: Literal["sagemaker", "hyperpod"] = "sagemaker"  # `local` cannot run on AWS
     base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     training_image_uri: str = ""
     catalog_uri: str = ""  # "" = s3://<work bucket>/catalog/catalog.yaml
     # RunConfig fields for runs nobody configured (a dropped file, a schedule).
     default_run_config: dict[str, Any] = Field(default_factory=dict)
+    # The cost guard (mixtune.runs.validation), enforced when a run is requested and before any
+    # job is launched: empty lists allow any value, except base models (empty: baseModel only).
+    # The `local` backend is refused on AWS whatever these say.
+    allowed_backends: tuple[Literal["sagemaker", "hyperpod"], ...] = ()
+    allowed_instance_types: tuple[str, ...] = (
+        "ml.g5.xlarge",
+        "ml.g5.2xlarge",
+        "ml.g5.12xlarge",
+        "ml.g6e.xlarge",
+        "ml.g6e.12xlarge",
+        "ml.g6e.48xlarge",
+        "ml.p4d.24xlarge",
+        "ml.p5.48xlarge",
+    )
+    allowed_base_models: tuple[str, ...] = ()
+    max_node_count: int = Field(4, ge=1, le=64)
     # Reserved concurrency per function name; 0 leaves the function unreserved.
     reserved_concurrency: dict[str, int] = Field(
         default_factory=lambda: {"prepare": 5, "launch_job": 5, "schedule": 1, "api": 10}
@@ -77,6 +93,30 @@ class InfraConfig(_ContextModel):
 
         RunConfig.model_validate(value)  # a bad default fails synth, not the first upload
         return value
+
+    @model_validator(mode="after")
+    def _default_runs_pass_the_door(self) -> InfraConfig:
+        """Runs nobody configured must pass the checks every run passes on AWS (the cost guard,
+        the poll loops): a bad default fails synth, not the first upload."""
+        from mixtune.errors import RunConfigError
+        from mixtune.runs.validation import run_config_for
+        from mixtune.settings import Settings
+
+        settings = Settings(
+            platform="aws",
+            default_backend=self.default_backend,
+            base_model=self.base_model,
+            default_run_config=self.default_run_config,
+            allowed_backends=list(self.allowed_backends),
+            allowed_instance_types=list(self.allowed_instance_types),
+            allowed_base_models=list(self.allowed_base_models or (self.base_model,)),
+            max_node_count=self.max_node_count,
+        )
+        try:
+            run_config_for({}, settings)
+        except RunConfigError as exc:
+            raise ValueError(f"defaultRunConfig: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _hyperpod_names_together(self) -> InfraConfig:

@@ -47,6 +47,7 @@ class DataAccess:
     # report signer's key (infra/stacks/report_links.py).
     writes_reports: bool = False
     signs_report_links: bool = False
+    invoke_mark_failed: bool = False  # `on_failure` asks `mark_failed` to end a run and stop its jobs
 
 
 ACCESS: dict[str, DataAccess] = {
@@ -67,7 +68,10 @@ ACCESS: dict[str, DataAccess] = {
     "baseline_lookup": DataAccess(work="read", runs="read"),
     "record": DataAccess(work="read", runs="read_write"),
     "mark_failed": DataAccess(runs="read_write"),
-    # notify records where the report went in the run's lineage.
+    "on_failure": DataAccess(
+        runs="read_write", publish=True, invoke_mark_failed=True, writes_reports=True, signs_report_links=True
+    ),
+    # notify records the announced outcome and where the report went on the run.
     "notify": DataAccess(runs="read_write", publish=True, writes_reports=True, signs_report_links=True),
     "api": DataAccess(raw="read", runs="read_write", invoke_prepare=True, signs_report_links=True),
     "schedule": DataAccess(runs="read_write", start_execution=True, invoke_prepare=True),
@@ -85,6 +89,7 @@ class Targets:
     prepare_function_arn: str
     state_machine_name: str  # its executions' history feeds the report
     report_signer_secret_arn: str
+    mark_failed_function_arn: str
 
 
 def grant_bucket(role: iam.IRole, targets: Targets, purpose: str, level: Level, keys: str = "*") -> None:
@@ -148,9 +153,11 @@ def grant_access(role: iam.IRole, access: DataAccess, targets: Targets) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[targets.state_machine_arn])
         )
-    if access.invoke_prepare:
+    invoked = [targets.prepare_function_arn] if access.invoke_prepare else []
+    invoked += [targets.mark_failed_function_arn] if access.invoke_mark_failed else []
+    if invoked:
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[targets.prepare_function_arn])
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=invoked)
         )
     if access.writes_reports:
         grant_report_writing(role, targets)

@@ -18,7 +18,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mixtune import statemachine
-from mixtune.functions import FUNCTIONS, FunctionDef, function
+from mixtune.functions import ASYNC_MAX_EVENT_AGE_S, ASYNC_RETRY_ATTEMPTS, FUNCTIONS, FunctionDef, function
+from mixtune.runs.failures import execution_status_pattern
 from mixtune.settings import settings_environment
 
 from .alarms import alarm_on_any
@@ -35,10 +36,11 @@ INCOMING_PREFIX = "incoming/"
 INCOMING_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 # Functions that run in the API stack (their invoke permission must live beside the API).
 API_FUNCTIONS = ("api",)
-# Functions invoked asynchronously (S3, EventBridge): failed events go to a dead-letter queue.
-ASYNC_FUNCTIONS = ("prepare", "schedule")
-# Functions that run as the HyperPod launcher role.
-LAUNCHER_FUNCTIONS = ("launch_job", "poll_job")
+# Functions that run as the HyperPod launcher role: they launch, watch or stop training jobs
+# (mark_failed stops every job of a failed run; on_failure asks it to).
+LAUNCHER_FUNCTIONS = ("launch_job", "poll_job", "mark_failed")
+# The function that hears failures the state machine cannot catch (mixtune.runs.failures).
+FAILURE_FUNCTION = "on_failure"
 
 
 class PipelineStack(Stack):
@@ -63,12 +65,9 @@ class PipelineStack(Stack):
         )
         # Named, not generated: `api` and `schedule` invoke it by name, and so may its own settings.
         self.prepare_function_name = f"{config.prefix}-prepare"
-        self.prepare_function_arn = self.format_arn(
-            service="lambda",
-            resource="function",
-            resource_name=self.prepare_function_name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        self.prepare_function_arn = self._function_arn(self.prepare_function_name)
+        # Named too: on_failure invokes it by name to end a run and stop its jobs.
+        self.mark_failed_function_name = f"{config.prefix}-mark-failed"
         self.report_signer = ReportLinkSigner(self, "ReportLinks", names=storage.names, key=storage.key)
         self.targets = Targets(
             names=storage.names,
@@ -78,6 +77,7 @@ class PipelineStack(Stack):
             prepare_function_arn=self.prepare_function_arn,
             state_machine_name=self.state_machine_name,
             report_signer_secret_arn=self.report_signer.secret_arn,
+            mark_failed_function_arn=self._function_arn(self.mark_failed_function_name),
         )
         self.training = TrainingIdentities(self, "Training", config=config, targets=self.targets)
         self.factory = FunctionFactory(
@@ -89,16 +89,26 @@ class PipelineStack(Stack):
             config=config,
         )
 
-        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        self.dead_letter_queue = self._dead_letter_queue()
         self.functions: dict[str, lambda_.Function] = {}
-        for fn in FUNCTIONS:
+        # Destinations first: prepare and schedule send their failed invocations to on_failure.
+        for fn in sorted(FUNCTIONS, key=lambda fn: fn.name != FAILURE_FUNCTION):
             if fn.name not in API_FUNCTIONS:
                 self.functions[fn.name] = self._function(fn)
 
         self._trigger_prepare_on_upload()
         self.state_machine = self._state_machine()
         self._schedules()
+        self._execution_failures_rule()
         self.alarms = self._alarms()
+
+    def _function_arn(self, name: str) -> str:
+        return self.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -123,43 +133,65 @@ class PipelineStack(Stack):
             "local_workdir": "/tmp/mixtune",  # Lambda's only writable folder; the local backend is unused here
             "scheduled_datasets": ",".join(scheduled),
             "prepare_function_name": self.prepare_function_name,
+            "mark_failed_function_name": self.mark_failed_function_name,
             "default_run_config": config.default_run_config,
             "report_signer_secret": self.report_signer.secret_name,
+            "platform": "aws",
+            "allowed_backends": list(config.allowed_backends),
+            "allowed_instance_types": list(config.allowed_instance_types),
+            "allowed_base_models": list(config.allowed_base_models or (config.base_model,)),
+            "max_node_count": config.max_node_count,
         }
 
     # -- functions --------------------------------------------------------------------------
 
     def _function(self, fn: FunctionDef) -> lambda_.Function:
         role = self.training.launcher_role if fn.name in LAUNCHER_FUNCTIONS else None
+        # Asynchronous invocations (S3, EventBridge, the API's hand-over): Lambda retries a
+        # failed one twice, then sends its record to the on-failure destination, which ends
+        # the run FAILED and announces it; on_failure's own failures go to the queue.
         extra: dict[str, object] = {}
-        if fn.name in ASYNC_FUNCTIONS:
-            queue = self._dead_letter_queue(fn)
+        if fn.on_failure or fn.name == FAILURE_FUNCTION:  # the asynchronously invoked ones
             extra = {
-                "on_failure": destinations.SqsDestination(queue),
-                "retry_attempts": 2,
-                "max_event_age": Duration.hours(6),
+                "on_failure": destinations.LambdaDestination(
+                    self.functions[fn.on_failure], response_only=False
+                )
+                if fn.on_failure
+                else destinations.SqsDestination(self.dead_letter_queue),
+                "retry_attempts": ASYNC_RETRY_ATTEMPTS,
+                "max_event_age": Duration.seconds(ASYNC_MAX_EVENT_AGE_S),
             }
         if fn.name == "prepare":
             extra["function_name"] = self.prepare_function_name
+        if fn.name == "mark_failed":
+            extra["function_name"] = self.mark_failed_function_name
         handle = self.factory.create(self, fn, role=role, **extra)
-        if fn.name in ASYNC_FUNCTIONS:
-            acknowledge(
-                handle.role,
+        reasons = {}
+        if fn.on_failure:
+            target = self.functions[fn.on_failure]
+            reasons[
+                f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(target.node.default_child)}.Arn>:*]"
+            ] = f"CDK's grant to invoke any version of the on-failure destination ({fn.on_failure})."
+        elif fn.name == FAILURE_FUNCTION:
+            reasons.update(
                 {
                     f"AwsSolutions-IAM5[Action::{action}]": (
                         "CDK's grant to send failed events to the KMS-encrypted dead-letter queue."
                     )
                     for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
-                },
+                }
             )
+        acknowledge(handle.role, reasons)
         grant_access(handle.role, ACCESS[fn.name], self.targets)
         acknowledge_lambda_basics(handle, handle.role)
         return handle
 
-    def _dead_letter_queue(self, fn: FunctionDef) -> sqs.Queue:
+    def _dead_letter_queue(self) -> sqs.Queue:
+        """Where events end that nothing could deliver or handle: the on_failure function's own
+        failed invocations and EventBridge's undeliverable events (schedules, the status rule)."""
         queue = sqs.Queue(
             self,
-            f"{fn.camel}DeadLetterQueue",
+            "DeadLetterQueue",
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=self.storage.key,
             enforce_ssl=True,
@@ -168,7 +200,6 @@ class PipelineStack(Stack):
         acknowledge(
             queue, {"AwsSolutions-SQS3": "This queue is itself the dead-letter destination of failed events."}
         )
-        self.dead_letter_queues[fn.name] = queue
         return queue
 
     def _trigger_prepare_on_upload(self) -> None:
@@ -257,12 +288,35 @@ class PipelineStack(Stack):
                     targets.LambdaFunction(
                         schedule_fn,
                         event=events.RuleTargetInput.from_object(_schedule_input(schedule)),
-                        dead_letter_queue=self.dead_letter_queues["schedule"],
-                        retry_attempts=2,
-                        max_event_age=Duration.hours(6),
+                        dead_letter_queue=self.dead_letter_queue,
+                        retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                        max_event_age=Duration.seconds(ASYNC_MAX_EVENT_AGE_S),
                     )
                 ],
             )
+
+    def _execution_failures_rule(self) -> events.Rule:
+        """Step Functions sends "Step Functions Execution Status Change" events to the default
+        bus (AWS Step Functions Developer Guide, "Step Functions events in EventBridge"): an
+        execution that failed, timed out or was aborted goes to on_failure, which ends its run
+        FAILED, stops its jobs and announces it (a run MarkFailed ended already is left as is)."""
+        pattern = execution_status_pattern(self.state_machine_arn)
+        return events.Rule(
+            self,
+            "ExecutionFailedRule",
+            description="mixtune: executions that failed, timed out or were aborted -> on_failure",
+            event_pattern=events.EventPattern(
+                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.functions[FAILURE_FUNCTION],
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                    max_event_age=Duration.seconds(ASYNC_MAX_EVENT_AGE_S),
+                )
+            ],
+        )
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
         topic = self.storage.topic
@@ -292,17 +346,16 @@ class PipelineStack(Stack):
                     topic,
                 )
             )
-        for name, queue in self.dead_letter_queues.items():
-            alarms.append(
-                alarm_on_any(
-                    self,
-                    f"{function(name).camel}DeadLettersAlarm",
-                    queue.metric_approximate_number_of_messages_visible(),
-                    f"{name} events dead-lettered",
-                    topic,
-                    statistic="Maximum",
-                )
+        alarms.append(
+            alarm_on_any(
+                self,
+                "DeadLettersAlarm",
+                self.dead_letter_queue.metric_approximate_number_of_messages_visible(),
+                "events dead-lettered",
+                topic,
+                statistic="Maximum",
             )
+        )
         return alarms
 
 

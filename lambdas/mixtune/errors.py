@@ -55,6 +55,18 @@ class IllegalTransition(MixtuneError):
     """A status change the run's state machine does not allow (SUCCEEDED -> RUNNING, say)."""
 
 
+class RunConfigError(MixtuneError, ValueError):
+    """A run's config breaks a rule (a field, a bound, a limit); ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid run config: " + "; ".join(self.problems))
+
+
+class CostLimitExceeded(RunConfigError):
+    """A run asks for more than the deployment allows (instance type, nodes, model, backend)."""
+
+
 class ConfigurationError(MixtuneError):
     """A deployed function lacks a setting it needs (the message names the variable)."""
 

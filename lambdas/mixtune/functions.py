@@ -16,6 +16,9 @@ class FunctionDef:
     # mixtune.settings.Settings fields the function cannot work without: checked at its first
     # invocation inside Lambda (mixtune.observability.lambda_entry).
     needs: tuple[str, ...] = ()
+    # Invoked asynchronously (S3, EventBridge, the API's hand-over): Lambda retries an error
+    # ASYNC_RETRY_ATTEMPTS times, then sends the invocation record to this function.
+    on_failure: str | None = None
 
     @property
     def camel(self) -> str:
@@ -27,6 +30,11 @@ class FunctionDef:
         return f"{self.camel}FunctionArn"
 
 
+# Asynchronous invocations (AWS Lambda Developer Guide, "Asynchronous invocation"): retries
+# after a function error (0-2) and the age after which an event is dropped (60 s - 6 h).
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE_S = 6 * 3600
+
 _RUNS = ("runs_table",)
 FUNCTIONS: tuple[FunctionDef, ...] = (
     FunctionDef(
@@ -36,6 +44,7 @@ FUNCTIONS: tuple[FunctionDef, ...] = (
         1024,
         False,
         (*_RUNS, "work_bucket", "idempotency_table", "topic_arn", "state_machine_arn"),
+        on_failure="on_failure",
     ),
     FunctionDef("mix", "mixtune.handlers.mix.handler", 900, 1024, True, (*_RUNS, "work_bucket")),
     FunctionDef("launch_job", "mixtune.handlers.launch_job.handler", 60, 256, True, (*_RUNS, "work_bucket")),
@@ -49,6 +58,16 @@ FUNCTIONS: tuple[FunctionDef, ...] = (
     FunctionDef(
         "api", "mixtune.handlers.api.handler", 30, 512, False, (*_RUNS, "raw_bucket", "prepare_function_name")
     ),
+    # Hears what the state machine cannot catch: an execution that failed, timed out or was
+    # aborted (EventBridge rule) and the exhausted async invocations of prepare and schedule.
+    FunctionDef(
+        "on_failure",
+        "mixtune.handlers.on_failure.handler",
+        120,
+        256,
+        False,
+        (*_RUNS, "topic_arn", "mark_failed_function_name"),
+    ),
     FunctionDef(
         "schedule",
         "mixtune.handlers.schedule.handler",
@@ -56,6 +75,7 @@ FUNCTIONS: tuple[FunctionDef, ...] = (
         256,
         False,
         (*_RUNS, "prepare_function_name", "state_machine_arn"),
+        on_failure="on_failure",
     ),
 )
 

@@ -37,16 +37,35 @@ class Settings(BaseSettings):
     sagemaker_role_arn: str = ""
     hyperpod_cluster_name: str = ""
     hyperpod_namespace: str = "mixtune"
-    # Working folder of the local backend (subprocess training on this machine).
+    # Working folder of the local backend (subprocess training on this machine), and how many
+    # of its jobs run at once (0: what fits this machine); more wait in a queue.
     local_workdir: str = ""
+    local_max_jobs: int = 0
     # Datasets an EventBridge schedule re-runs: comma-separated s3:// URIs.
     scheduled_datasets: str = ""
+    # Where the service runs: "aws" (the CDK app) or "local" (the local cloud sets it). On AWS
+    # a poll waits at least MIN_POLL_SECONDS_ON_AWS and the `local` backend is refused.
+    platform: Literal["aws", "local"] = "aws"
     # The state machine's poll loops: seconds between polls (1 locally, 60 on AWS) and the
-    # most polls of one job before the run fails.
+    # most polls of one job before the run fails. A run's poll budget (poll_seconds x
+    # max_polls) must cover its job budget (max_runtime_s): when the service's poll_seconds
+    # does not, runs wait longer between polls (see mixtune.runs.validation).
     poll_seconds: int = 60
-    max_polls: int = 720
-    # The prepare function, invoked asynchronously by the API and the schedule.
+    max_polls: int = 500
+    # A training or evaluation job's budget (SageMaker MaxRuntimeInSeconds, the HyperPod
+    # job deadline) unless the run's config sets one.
+    max_runtime_s: int = 24 * 3600
+    # The cost guard (deploy-time allow-lists and caps, CDK context): empty = no limit.
+    # Checked when a run is requested (the API answers 400 naming the limit) and again
+    # before any job is launched.
+    allowed_backends: list[str] = []
+    allowed_instance_types: list[str] = []
+    allowed_base_models: list[str] = []
+    max_node_count: int = 64
+    # The prepare function, invoked asynchronously by the API and the schedule; the
+    # mark_failed function, invoked by on_failure to end a run and stop its jobs.
     prepare_function_name: str = "mixtune-prepare"
+    mark_failed_function_name: str = "mixtune-mark-failed"
     # The run config (mixtune.runs.RunConfig fields, as JSON in the environment) that runs
     # started by a dataset dropped in S3 or by a schedule get: what the API's POST /runs
     # would otherwise carry (mix, train, evaluation, gate, ...).

@@ -56,7 +56,8 @@ def run_config() -> dict[str, Any]:
         "gate": {"min_domain_gain": -100.0, "require_mmlu": False},
         "smoke_steps": 1,
         "poll_seconds": 1,
-        "max_polls": 600,
+        "max_polls": 500,
+        "max_runtime_s": 500,
     }
 
 

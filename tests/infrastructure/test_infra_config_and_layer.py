@@ -43,6 +43,21 @@ def test_config_takes_a_default_run_config_and_refuses_an_invalid_one():
         InfraConfig.model_validate({"defaultRunConfig": {"no_such_field": 1}})
 
 
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({"defaultRunConfig": {"node_count": 8}}, "max_node_count"),
+        ({"defaultRunConfig": {"backend": "local"}}, "refused on AWS"),
+        ({"defaultRunConfig": {"poll_seconds": 1}}, "minimum of 10 s on AWS"),
+        ({"defaultRunConfig": {"prepare": {"zzz": 1}}}, "config.prepare.zzz: unknown field"),
+        ({"defaultBackend": "local"}, "defaultBackend"),
+    ],
+)
+def test_synth_refuses_a_default_run_config_that_breaks_a_rule_of_the_door(context, expected):
+    with pytest.raises(ValidationError, match=expected):
+        InfraConfig.model_validate(context)
+
+
 def test_config_rejects_a_schedule_that_is_neither_cron_nor_rate():
     with pytest.raises(ValidationError, match="cron"):
         InfraConfig.model_validate({"schedules": [{"name": "bad", "expression": "every day"}]})

@@ -7,6 +7,7 @@ import fnmatch
 import yaml
 
 from infra.stacks.k8s_rbac import HYPERPOD_API_GROUP
+from infra.stacks.pipeline import LAUNCHER_FUNCTIONS
 from mixtune.functions import function
 
 STACKS = ("MixtuneStorage", "MixtunePipeline", "MixtuneApi")
@@ -83,10 +84,9 @@ def _launcher_role_id(synthesized) -> str:
     stack = "MixtunePipeline"
     roles = set()
     for resource in synthesized.raw[stack]["Resources"].values():
-        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"]["Handler"] in (
-            function("launch_job").handler,
-            function("poll_job").handler,
-        ):
+        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"]["Handler"] in {
+            function(name).handler for name in LAUNCHER_FUNCTIONS
+        }:
             roles.add(resource["Properties"]["Role"]["Fn::GetAtt"][0])
     assert len(roles) == 1, "launch_job and poll_job share the launcher role"
     (role_id,) = roles
@@ -97,10 +97,9 @@ def _launcher_role_id(synthesized) -> str:
 def _log_groups_of_launcher_functions(synthesized) -> set[str]:
     groups = set()
     for resource in synthesized.raw["MixtunePipeline"]["Resources"].values():
-        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"]["Handler"] in (
-            function("launch_job").handler,
-            function("poll_job").handler,
-        ):
+        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"]["Handler"] in {
+            function(name).handler for name in LAUNCHER_FUNCTIONS
+        }:
             groups.add(resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"])
     return groups
 

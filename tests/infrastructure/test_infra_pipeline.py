@@ -77,21 +77,56 @@ def test_reserved_concurrency_protects_what_lies_downstream(synthesized):
         assert found[function(name).handler][1]["ReservedConcurrentExecutions"] == limit
 
 
-def test_asynchronous_functions_send_failed_events_to_encrypted_dead_letter_queues(synthesized):
-    queues = synthesized.resources(PIPELINE, "AWS::SQS::Queue")
-    assert len(queues) == 2
-    for queue in queues.values():
-        assert "KmsMasterKeyId" in queue["Properties"]
-    configs = synthesized.resources(PIPELINE, "AWS::Lambda::EventInvokeConfig")
+def test_failed_async_invocations_go_to_on_failure_and_its_own_to_an_encrypted_queue(synthesized):
+    """prepare and schedule: two retries, then the invocation record to on_failure (which ends
+    the run FAILED and announces it); on_failure's own failures go to the dead-letter queue."""
+    (queue_id, queue), *others = synthesized.resources(PIPELINE, "AWS::SQS::Queue").items()
+    assert others == [] and "KmsMasterKeyId" in queue["Properties"]
     found = _functions_by_handler(synthesized)
     targets = {}
-    for config in configs.values():
+    for config in synthesized.resources(PIPELINE, "AWS::Lambda::EventInvokeConfig").values():
         props = config["Properties"]
         targets[props["FunctionName"]["Ref"]] = props["DestinationConfig"]["OnFailure"]["Destination"]
         assert props["MaximumRetryAttempts"] == 2
+    on_failure_id = found[function("on_failure").handler][0]
     for name in ("prepare", "schedule"):
-        logical_id = found[function(name).handler][0]
-        assert targets[logical_id]["Fn::GetAtt"][0] in queues
+        assert targets[found[function(name).handler][0]] == {"Fn::GetAtt": [on_failure_id, "Arn"]}
+    assert targets[on_failure_id] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_failed_timed_out_and_aborted_executions_go_to_on_failure(synthesized):
+    on_failure_id = _functions_by_handler(synthesized)[function("on_failure").handler][0]
+    synthesized.templates[PIPELINE].has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": Match.any_value(),
+                },
+            },
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [on_failure_id, "Arn"]},
+                        "DeadLetterConfig": Match.any_value(),
+                        "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 21600},
+                    }
+                )
+            ],
+        },
+    )
+
+
+def test_the_cost_guard_and_the_platform_reach_every_function(synthesized):
+    for _, props in _functions_by_handler(synthesized).values():
+        variables = props["Environment"]["Variables"]
+        assert variables["MIXTUNE_PLATFORM"] == "aws"
+        assert variables["MIXTUNE_MAX_NODE_COUNT"] == "4"
+        assert "ml.p5.48xlarge" in json.loads(variables["MIXTUNE_ALLOWED_INSTANCE_TYPES"])
+        assert json.loads(variables["MIXTUNE_ALLOWED_BASE_MODELS"]) == ["HuggingFaceTB/SmolLM2-135M-Instruct"]
 
 
 def test_prepare_runs_on_uploads_under_incoming_for_each_supported_suffix(synthesized):

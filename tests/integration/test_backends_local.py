@@ -165,3 +165,40 @@ def test_get_backend_uses_the_local_workdir_setting(tmp_path: Path) -> None:
     backend = get_backend("local", Settings(local_workdir=str(tmp_path / "wd")))
     assert isinstance(backend, LocalBackend)
     assert backend.workdir == tmp_path / "wd"
+
+
+def test_jobs_beyond_the_limit_wait_in_a_queue_and_start_when_a_slot_frees(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    """Issue 15, defect 11: the local backend ran 22 jobs at once."""
+    backend.max_jobs = 1
+    first = backend.submit(job(tmp_path, "first-job", "--sleep", "1.5"))
+    second = backend.submit(job(tmp_path, "second-job"))
+    status = backend.status(second)
+    assert status.state == JobState.PENDING and "queued" in (status.reason or "")
+    assert not (backend.job_dir("second-job") / "pid").exists()  # never two at once
+    assert wait_terminal(backend, first).state == JobState.SUCCEEDED
+    assert wait_terminal(backend, second).state == JobState.SUCCEEDED  # started by a later status call
+
+
+def test_a_queued_job_can_be_cancelled_and_never_starts(backend: LocalBackend, tmp_path: Path) -> None:
+    backend.max_jobs = 1
+    first = backend.submit(job(tmp_path, "busy-job", "--sleep", "1"))
+    queued = backend.submit(job(tmp_path, "queued-job"))
+    backend.cancel(queued)
+    assert wait_terminal(backend, first).state == JobState.SUCCEEDED
+    assert backend.status(queued).state == JobState.CANCELLED
+    assert not (backend.job_dir("queued-job") / "pid").exists()
+
+
+def test_finished_job_runners_are_reaped_not_left_as_zombies(backend: LocalBackend, tmp_path: Path) -> None:
+    import psutil
+
+    ref = backend.submit(job(tmp_path, "reaped-job"))
+    assert wait_terminal(backend, ref).state == JobState.SUCCEEDED
+    pid = int((backend.job_dir("reaped-job") / "pid").read_text())
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        backend.status(ref)  # every call reaps what has ended
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pid), psutil.Process(pid).status()

@@ -76,7 +76,9 @@ def test_run_config_refuses_unknown_fields() -> None:
 
 
 def test_run_config_resolves_service_defaults() -> None:
-    settings = Settings(poll_seconds=1, max_polls=9, base_model="tiny", default_backend="local")
+    settings = Settings(
+        poll_seconds=1, max_polls=9, max_runtime_s=9, base_model="tiny", default_backend="local"
+    )
     resolved = RunConfig().resolved(settings)
     assert (resolved.poll_seconds, resolved.max_polls, resolved.base_model, resolved.backend) == (
         1,
@@ -88,16 +90,30 @@ def test_run_config_resolves_service_defaults() -> None:
     assert (explicit.poll_seconds, explicit.backend) == (0, "sagemaker")
 
 
+def test_long_jobs_are_polled_less_often_so_the_poll_budget_covers_the_job_budget() -> None:
+    """Issue 13, item 7: 720 polls x 60 s = 12 h could not cover a 24 h job."""
+    resolved = RunConfig().resolved(Settings(poll_seconds=60, max_polls=500, max_runtime_s=24 * 3600))
+    assert resolved.poll_seconds == 173  # ceil(86400 / 500)
+    assert resolved.poll_seconds * resolved.max_polls >= resolved.max_runtime_s
+    short = RunConfig(max_runtime_s=3600).resolved(Settings(poll_seconds=60, max_polls=500))
+    assert short.poll_seconds == 60
+
+
 def test_unconfigured_runs_take_the_service_default_run_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixtune.runs.validation import run_config_for
+
     monkeypatch.setenv("MIXTUNE_DEFAULT_RUN_CONFIG", '{"mix": {"domain_percent": 75}, "smoke_steps": 2}')
     monkeypatch.setenv("MIXTUNE_POLL_SECONDS", "1")
-    config = RunConfig.service_default(Settings())
+    config = run_config_for({}, Settings(platform="local", max_runtime_s=60))
     assert config.mix == {"domain_percent": 75}
     assert config.smoke_steps == 2
     assert config.poll_seconds == 1
 
 
 def test_an_invalid_service_default_run_config_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixtune.errors import RunConfigError
+    from mixtune.runs.validation import run_config_for
+
     monkeypatch.setenv("MIXTUNE_DEFAULT_RUN_CONFIG", '{"no_such_field": 1}')
-    with pytest.raises(ValidationError, match="no_such_field"):
-        RunConfig.service_default(Settings())
+    with pytest.raises(RunConfigError, match=r"config\.no_such_field: unknown field"):
+        run_config_for({}, Settings(platform="local"))

@@ -20,3 +20,28 @@ def test_substitutions_fill_every_placeholder_of_the_definition() -> None:
     text = substitute(load_definition(), values)
     assert "${" not in text
     assert all(f"arn:fn:{fn.name}" in text for fn in FUNCTIONS if fn.in_state_machine)
+
+
+def test_idempotent_tasks_retry_timeouts_and_dead_functions() -> None:
+    """Issue 15, defect 4: States.Timeout and a dead or out-of-memory function (Lambda.Unknown,
+    Runtime.ExitError) failed the run at a slow poll; launches, polls and the baseline lookup
+    are idempotent and retry them."""
+    import json
+
+    from mixtune.statemachine import load_definition
+
+    def tasks(states: dict) -> dict:
+        found = {}
+        for name, state in states.items():
+            if state["Type"] == "Task":
+                found[name] = state
+            for branch in state.get("Branches", []):
+                found.update(tasks(branch["States"]))
+        return found
+
+    every = tasks(json.loads(load_definition())["States"])
+    idempotent = {n: s for n, s in every.items() if n.endswith(("Launch", "Poll")) or n == "BaselineLookup"}
+    assert len(idempotent) == 9
+    for name, state in idempotent.items():
+        retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
+        assert {"States.Timeout", "Lambda.Unknown", "Runtime.ExitError"} <= retried, name

@@ -21,6 +21,10 @@ from mixtune.statemachine import load_definition, substitute, substitutions
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FAKE_BACKEND = "fake"
+# How long a test waits for an execution or a run: a bound for a loaded machine, not a timing
+# assert. An execution here takes ~3 s idle and ~12 s at a load of 14 on 2 cores; the 60 s
+# this used to be was crossed under heavier load, which failed a test now and then.
+WAIT_S = 300
 
 
 # ---- the fake training backend ------------------------------------------------------------
@@ -35,9 +39,13 @@ class FakePlan:
     fail_steps: dict[str, str] = field(default_factory=dict)  # step -> reason
     never_ending_steps: set[str] = field(default_factory=set)  # these jobs stay RUNNING
     transient_status_errors: int = 0  # the next N status calls raise TransientError
+    # The next status calls fail with these Lambda error types, one each (what a poll function
+    # that died or ran out of time looks like to Step Functions).
+    status_error_types: list[str] = field(default_factory=list)
     baseline: dict[str, float] = field(default_factory=lambda: {"f1": 0.30, "mmlu": 0.50})
     tuned: dict[str, float] = field(default_factory=lambda: {"f1": 0.80, "mmlu": 0.497})
     submitted: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # job ids
     status_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,10 +106,14 @@ class FakeBackend:
             if self.plan.transient_status_errors > 0:
                 self.plan.transient_status_errors -= 1
                 raise TransientError("fake throttling")
+            if self.plan.status_error_types:
+                # An exception class of that name: the Lambda errorType the interpreter matches.
+                raise type(self.plan.status_error_types.pop(0), (Exception,), {})("the poll died")
         return JobStatus(state=JobState(ref.data["state"]), reason=ref.data.get("reason"))
 
     def cancel(self, ref: Any) -> None:
-        return None
+        with self.plan.lock:
+            self.plan.cancelled.append(ref.id)
 
 
 # ---- the stack --------------------------------------------------------------------------------
@@ -138,7 +150,7 @@ class Stack:
     def client(self, service: str) -> Any:
         return self.clients[service]
 
-    def wait_for_execution(self, arn: str, timeout_s: float = 60) -> dict[str, Any]:
+    def wait_for_execution(self, arn: str, timeout_s: float = WAIT_S) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout_s
         while True:
@@ -148,6 +160,24 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"execution {arn} still RUNNING after {timeout_s} s")
             time.sleep(0.1)
+
+    def wait_for_executions(self, count: int, timeout_s: float = WAIT_S) -> list[dict[str, Any]]:
+        """The executions, once there are ``count`` (asynchronous invokes start them later)."""
+        deadline = time.monotonic() + timeout_s
+        while len(found := self.executions()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} executions after {timeout_s} s, expected {count}")
+            time.sleep(0.1)
+        return found
+
+    def wait_for_run(self, run_id: str, predicate: Any, timeout_s: float = WAIT_S) -> Any:
+        """The run once ``predicate(run)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate(run := self.repo().find(run_id)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} did not get there in {timeout_s} s: {run}")
+            time.sleep(0.1)
+        return run
 
     def executions(self) -> list[dict[str, Any]]:
         return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)[
@@ -207,16 +237,27 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from moto import mock_aws
 
     from mixtune.backends import register_backend, unregister_backend
+    from mixtune.local.cloud import async_event_invokes
+    from mixtune.local.eventbridge import eventbridge_targets
     from mixtune.local.invoke import lambda_runtime
+    from mixtune.local.stepfunctions import aws_error_names, execution_status_events
     from mixtune.runs import idempotency_table_definition, table_definition
+    from mixtune.runs.failures import execution_status_pattern
     from mixtune.settings import get_settings
 
     plan = FakePlan()
     register_backend(FAKE_BACKEND, lambda settings: FakeBackend(plan))
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), lambda_runtime("in_process"):
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        lambda_runtime("in_process"),
+        aws_error_names(),
+        execution_status_events(),
+        eventbridge_targets(),
+        async_event_invokes(),
+    ):
         clients = {
             name: boto3.client(name, region_name=REGION)
-            for name in ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "lambda", "iam")
+            for name in ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "lambda", "iam", "events")
         }
         for bucket in ("mixtune-raw", "mixtune-work"):
             clients["s3"].create_bucket(Bucket=bucket)
@@ -243,8 +284,10 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "MIXTUNE_CATALOG_URI": write_catalog(clients["s3"], "mixtune-work"),
             "MIXTUNE_DEFAULT_BACKEND": FAKE_BACKEND,
             "MIXTUNE_BASE_MODEL": "tiny",
-            "MIXTUNE_POLL_SECONDS": "0",
+            "MIXTUNE_PLATFORM": "local",
+            "MIXTUNE_POLL_SECONDS": "1",
             "MIXTUNE_MAX_POLLS": "5",
+            "MIXTUNE_MAX_RUNTIME_S": "5",
             "MIXTUNE_PREPARE_FUNCTION_NAME": function_name("prepare"),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
@@ -262,12 +305,42 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
                 MemorySize=fn.memory_mb,
                 Environment={"Variables": env},
             )
+        for fn in FUNCTIONS:
+            if fn.on_failure:
+                clients["lambda"].put_function_event_invoke_config(
+                    FunctionName=function_name(fn.name),
+                    MaximumRetryAttempts=2,
+                    DestinationConfig={"OnFailure": {"Destination": function_arn(fn.on_failure)}},
+                )
         created = clients["stepfunctions"].create_state_machine(
             name="mixtune-pipeline", definition=substituted_definition(topic_arn), roleArn=role
         )
         assert created["stateMachineArn"] == state_machine_arn
+        events = boto3.client("events", region_name=REGION)
+        events.put_rule(Name="failed", EventPattern=json.dumps(execution_status_pattern(state_machine_arn)))
+        events.put_targets(Rule="failed", Targets=[{"Id": "on-failure", "Arn": function_arn("on_failure")}])
         try:
             yield Stack(env, plan, state_machine_arn, topic_arn, queue_url, clients)
         finally:
+            _settle(clients["stepfunctions"], state_machine_arn)
             get_settings.cache_clear()
             unregister_backend(FAKE_BACKEND)
+
+
+def _settle(sfn: Any, state_machine_arn: str, timeout_s: float = 30) -> None:
+    """Stop what a test left running (executions, asynchronous invokes and deliveries) before
+    moto's state goes: run ids repeat across tests, and a late thread would act on the next."""
+    for execution in sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")[
+        "executions"
+    ]:
+        sfn.stop_execution(executionArn=execution["executionArn"])
+    deadline = time.monotonic() + timeout_s
+    while (
+        time.monotonic() < deadline
+        and sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]
+    ):
+        time.sleep(0.1)
+    for _ in range(2):  # a delivery may start another invoke (a destination)
+        for thread in threading.enumerate():
+            if thread.name.startswith(("invoke-async", "deliver ")):
+                thread.join(max(0.0, deadline - time.monotonic()))

@@ -74,6 +74,15 @@ def test_transient_error_is_retried_then_the_run_succeeds(stack: Any) -> None:
     assert stack.plan.status_calls == 5
 
 
+def test_a_poll_that_dies_or_runs_out_of_time_is_retried_not_fatal(stack: Any) -> None:
+    """Issue 15, defect 4: polling is idempotent, so a poll that died (Runtime.ExitError), ran
+    out of memory or time (Lambda.Unknown) or outlived its state (States.Timeout) is retried."""
+    stack.plan.status_error_types = ["Runtime.ExitError", "Lambda.Unknown"]
+    execution, run = run_to_end(stack)
+    assert execution["status"] == "SUCCEEDED", execution
+    assert run.status == "SUCCEEDED"
+
+
 def test_gate_refuses_a_general_drop_over_budget(stack: Any) -> None:
     stack.plan.tuned = {"f1": 0.9, "mmlu": 0.40}
     execution, run = run_to_end(stack)

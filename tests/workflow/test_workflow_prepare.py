@@ -74,3 +74,52 @@ def test_unreadable_file_is_rejected_with_a_message_naming_it(stack: Any) -> Non
     assert result["status"] == "REJECTED"
     assert stack.executions() == []
     assert result["summary"]
+
+
+def test_a_second_pass_over_an_empty_file_ends_quietly_and_it_is_announced_once(stack: Any) -> None:
+    """Issue 15, defect 9: two passes over one empty file (a duplicate event that got past
+    idempotency while the first pass was slow) ended in IllegalTransition REJECTED -> REJECTED."""
+    from mixtune.runs import lifecycle
+
+    stack.client("s3").put_object(Bucket="mixtune-raw", Key="incoming/empty.jsonl", Body=b"")
+    request = lifecycle.PrepareRequest.for_object("mixtune-raw", "incoming/empty.jsonl", "e-empty")
+    stale = lifecycle.new_run(request.run_id, request.source_uri, "s3", lifecycle.RunConfig(), "empty")
+    lifecycle.open_run(stale)  # both passes read it PENDING
+    first = lifecycle.prepare_data(stale)
+    second = lifecycle.prepare_data(stale)
+    assert first.status == second.status == "REJECTED"
+    assert "empty" in (second.summary or "")
+    assert [m["Message"]["status"] for m in stack.messages()] == ["REJECTED"]
+
+
+def test_a_rejection_whose_pass_died_before_announcing_is_announced_by_the_next(stack: Any) -> None:
+    from mixtune.runs import lifecycle
+    from mixtune.runs.model import RunStatus
+
+    stack.client("s3").put_object(Bucket="mixtune-raw", Key="incoming/empty.jsonl", Body=b"")
+    request = lifecycle.PrepareRequest.for_object("mixtune-raw", "incoming/empty.jsonl", "e-died")
+    run, _ = lifecycle.open_run(
+        lifecycle.new_run(request.run_id, request.source_uri, "s3", lifecycle.RunConfig(), "empty")
+    )
+    stack.repo().transition(run.run_id, RunStatus.REJECTED, stage="prepare", summary="the file is empty")
+    (result,) = _invoke_prepare(stack, _event("incoming/empty.jsonl", "e-died"))["results"]  # the retry
+    assert result["status"] == "REJECTED"
+    (message,) = stack.messages()
+    assert message["Message"]["status"] == "REJECTED"
+    _invoke_prepare(stack, _event("incoming/empty.jsonl", "e-died"))  # and again: nothing new
+    assert stack.messages(wait_s=1) == []
+
+
+def test_a_one_record_dataset_is_rejected_before_mix_with_the_minimum_in_its_report(stack: Any) -> None:
+    """Issue 15, defect 8: one record passed prepare (1 eval, 0 train) and failed at Mix."""
+    from mixtune import storage
+
+    etag = _put(stack, "incoming/tiny.jsonl", [{"text": "my card is lost", "intent": "lost_card"}])
+    (result,) = _invoke_prepare(stack, _event("incoming/tiny.jsonl", etag))["results"]
+    assert result["status"] == "REJECTED"
+    assert "at least 1 training and 1 eval record" in result["summary"]
+    assert stack.executions() == []
+    run = stack.repo().get(result["run_id"])
+    report = json.loads(storage.read_bytes(run.lineage.report_uri))
+    assert report["accepted"] is False
+    assert any("at least 1 training and 1 eval record" in reason for reason in report["reasons"])

@@ -36,7 +36,7 @@ def test_scheduled_rerun_starts_one_run_per_dataset_once_per_event(stack: Any, m
     again = _schedule(stack, _scheduled_event("evt-1"))  # EventBridge delivered it twice
     assert len(first["started"]) == 1 and again["started"] == []
     run_id = first["started"][0]["run_id"]
-    (execution,) = stack.executions()  # the prepare function ran (async invoke) and started it
+    (execution,) = stack.wait_for_executions(1)  # the prepare function ran (async invoke) and started it
     assert execution["name"] == run_id
     assert stack.wait_for_execution(execution["executionArn"])["status"] == "SUCCEEDED"
     assert stack.repo().get(run_id).trigger == "schedule"

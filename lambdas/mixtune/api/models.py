@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -11,6 +12,8 @@ from mixtune.runs.model import Run, RunConfig, RunStatus
 from mixtune.settings import get_settings
 
 MAX_INLINE_RECORDS = 1000
+# Run ids are `<dataset slug>-<16 hex>` (mixtune.runs.model); anything else names no run.
+RUN_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
 def check_raw_uri(uri: str) -> str:

@@ -105,7 +105,7 @@ class JobSpec(BaseModel):
     # Named input locations (local path or s3://); a list is accepted and named input_0, input_1...
     input_uris: dict[str, str] = Field(default_factory=dict)
     output_uri: str = Field(default="", description="Where the job writes its outputs (progress.jsonl too).")
-    max_runtime_s: int = Field(default=24 * 3600, ge=60)
+    max_runtime_s: int = Field(default=24 * 3600, ge=1)  # SageMaker's MaxRuntimeInSeconds minimum
     # Retries of the whole job after infrastructure failures (HyperPod auto-resume, SageMaker
     # RetryStrategy); the local backend never retries.
     max_retries: int = Field(default=0, ge=0, le=30)

@@ -99,6 +99,7 @@ def job_spec(
         "node_count": config.node_count if full else 1,
         "input_uris": {k: v for k, v in inputs.items() if v},
         "output_uri": output_uri,
+        "max_runtime_s": config.max_runtime_s or settings.max_runtime_s,
         "environment": {"MIXTUNE_RUN_ID": run_id, "MIXTUNE_STEP": kind},
     }
     if config.instance_type:

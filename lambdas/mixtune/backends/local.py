@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from mixtune.backends.base import (
@@ -34,7 +35,27 @@ from mixtune.settings import Settings
 NAME = "local"
 PID_FILE = "pid"
 CANCELLED_FILE = "cancelled"
+QUEUED_FILE = "queued"
+LOCK_FILE = ".lock"
 LOG_TAIL_LINES = 20
+# Job runners this process started: reaped on every call, so none stays a zombie.
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def default_max_jobs() -> int:
+    """Jobs that fit this machine at once: one per core, one per 2 GB of memory, at least 1."""
+    cores = os.cpu_count() or 1
+    try:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gb = 4.0
+    return max(1, min(cores, int(memory_gb // 2)))
+
+
+def _reap() -> None:
+    for child in list(_CHILDREN):
+        if child.poll() is not None:
+            _CHILDREN.remove(child)
 
 
 def default_workdir() -> Path:
@@ -44,18 +65,23 @@ def default_workdir() -> Path:
 class LocalBackend:
     name = NAME
 
-    def __init__(self, workdir: str | Path | None = None, python: str = sys.executable) -> None:
+    def __init__(
+        self, workdir: str | Path | None = None, python: str = sys.executable, max_jobs: int = 0
+    ) -> None:
         self.workdir = Path(workdir) if workdir else default_workdir()
         self.python = python
+        # Jobs running at once; more wait in a queue (started by a later submit or status call).
+        self.max_jobs = max_jobs or default_max_jobs()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalBackend:
-        return cls(settings.local_workdir or None)
+        return cls(settings.local_workdir or None, max_jobs=settings.local_max_jobs)
 
     def job_dir(self, job_id: str) -> Path:
         return self.workdir / job_id
 
     def submit(self, spec: JobSpec) -> JobRef:
+        """Start the job, or queue it when ``max_jobs`` run already."""
         job_dir = self.job_dir(spec.job_name)
         ref = JobRef(
             backend=NAME, id=spec.job_name, data={"job_dir": str(job_dir), "output_uri": spec.output_uri}
@@ -65,6 +91,28 @@ class LocalBackend:
         except FileExistsError:
             return ref  # already submitted: a retried launch must not start a second job
         (job_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
+        (job_dir / QUEUED_FILE).write_text(f"{time.time()}\n")
+        self.start_queued()
+        return ref
+
+    def start_queued(self) -> list[str]:
+        """Start queued jobs, oldest first, while fewer than ``max_jobs`` run; returns their names."""
+        _reap()
+        started: list[str] = []
+        if not self.workdir.is_dir():
+            return started
+        with self._lock():
+            running = sum(1 for job_dir in self._job_dirs() if self._running(job_dir))
+            queued = sorted(
+                (job_dir for job_dir in self._job_dirs() if (job_dir / QUEUED_FILE).exists()),
+                key=lambda job_dir: float((job_dir / QUEUED_FILE).read_text() or 0),
+            )
+            for job_dir in queued[: max(0, self.max_jobs - running)]:
+                self._start(job_dir, JobSpec.model_validate_json((job_dir / "spec.json").read_text()))
+                started.append(job_dir.name)
+        return started
+
+    def _start(self, job_dir: Path, spec: JobSpec) -> None:
         command = [self.python, "-m", ENTRY_MODULES[spec.entry_point], *spec.arguments]
         runner = [self.python, "-m", "mixtune.backends.local_runner", str(job_dir), "--", *command]
         # The whole environment passes through (AWS_ENDPOINT_URL and credentials included), so
@@ -80,15 +128,38 @@ class LocalBackend:
                 start_new_session=True,  # own process group: survives us, cancel kills it whole
                 close_fds=True,
             )
+        _CHILDREN.append(process)
         (job_dir / PID_FILE).write_text(f"{process.pid}\n")
-        return ref
+        (job_dir / QUEUED_FILE).unlink(missing_ok=True)
+
+    def _job_dirs(self) -> list[Path]:
+        return [path for path in self.workdir.iterdir() if path.is_dir()]
+
+    def _running(self, job_dir: Path) -> bool:
+        pid = self._pid(job_dir)
+        return pid is not None and not (job_dir / EXIT_FILE).exists() and _alive(pid)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One process at a time counts and starts jobs (Lambda workers poll concurrently)."""
+        import fcntl
+
+        with open(self.workdir / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def status(self, ref: JobRef) -> JobStatus:
         check_ref(ref, NAME)
         job_dir = self._existing_dir(ref)
+        self.start_queued()
         progress = read_progress(ref.data.get("output_uri", ""))
         if (job_dir / CANCELLED_FILE).exists():
             return JobStatus(state=JobState.CANCELLED, reason="cancelled", progress=progress)
+        if (job_dir / QUEUED_FILE).exists():
+            return JobStatus(state=JobState.PENDING, reason=f"queued: {self.max_jobs} local job(s) running")
         exit_file = job_dir / EXIT_FILE
         if exit_file.exists():
             code = int(exit_file.read_text().strip() or "1")
@@ -118,6 +189,7 @@ class LocalBackend:
         if (job_dir / EXIT_FILE).exists():
             return  # already finished
         (job_dir / CANCELLED_FILE).write_text(f"{time.time()}\n")
+        (job_dir / QUEUED_FILE).unlink(missing_ok=True)
         pid = self._pid(job_dir)
         if pid is None or not _alive(pid):
             return
@@ -131,6 +203,7 @@ class LocalBackend:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+        _reap()
 
     def clear(self) -> int:
         """Stop every job still running and remove every job folder; returns how many.

@@ -84,8 +84,11 @@ class DemoPlan(BaseModel):
             },
             "gate": {"max_general_drop": self.max_general_drop, "min_domain_gain": 1.0},
             "smoke_steps": self.smoke_steps,
-            "poll_seconds": 1,
-            "max_polls": 3600,
+            # Two-second polls, a 1,000 s job budget: the poll budget covers it and the
+            # execution history stays well inside Step Functions' limit (mixtune.runs.validation).
+            "poll_seconds": 2,
+            "max_polls": 500,
+            "max_runtime_s": 1000,
         }
 
 
@@ -175,8 +178,9 @@ class Demo:
             update={
                 "base_model": plan.base_model,
                 "catalog_uri": f"s3://{work_bucket}/{GENERAL_PREFIX}/catalog.json",
-                "poll_seconds": 1,
-                "max_polls": 3600,
+                "poll_seconds": 2,
+                "max_polls": 500,
+                "max_runtime_s": 1000,
                 # A dropped file's run is configured by the service: the demo's plan.
                 "default_run_config": plan.run_config(
                     general_uri=f"s3://{work_bucket}/{GENERAL_PREFIX}/heldout.jsonl"

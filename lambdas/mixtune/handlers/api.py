@@ -1,86 +1,57 @@
-"""Function ``api``: the REST API (API Gateway REST, Powertools resolver with validation).
-
-POST /runs       start a run on a dataset already in the raw bucket (202 + run id)
-GET  /runs/{id}  one run
-GET  /runs       runs of a dataset (?dataset=) or in a status (?status=), newest first
-POST /validate   dry-run preparation of an S3 object or a small inline payload
-GET  /openapi.json  the generated OpenAPI schema
-"""
+"""Function ``api``: the REST API (API Gateway REST, Powertools resolver with validation):
+``POST /runs``, ``GET /runs/{id}``, ``GET /runs``, ``POST /validate``, ``GET /openapi.json``.
+Every bad request gets 400 ``{message, errors}`` (mixtune.api.errors), an unknown run 404;
+what each route does is in mixtune.api.runs."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from mixtune import storage
-from mixtune.api.errors import bad_request
+from mixtune.api import runs
+from mixtune.api.errors import refusal, register_error_handlers, unreadable_body
 from mixtune.api.models import RunAccepted, RunDetail, RunList, RunRequest, ValidateRequest
+from mixtune.api.schema import openapi_document
 from mixtune.observability import lambda_entry
-from mixtune.report.links import link_to
-from mixtune.runs.lifecycle import request_run
 from mixtune.runs.model import RunStatus
-from mixtune.runs.repository import RunsRepository
 
 app = APIGatewayRestResolver(enable_validation=True)
-
-
-@app.exception_handler(RequestValidationError)
-def _invalid_request(exc: RequestValidationError) -> Response:
-    return bad_request(list(exc.errors()))
+register_error_handlers(app)
 
 
 @app.post("/runs", status_code=202, summary="Start a run", responses={400: {"description": "bad request"}})
 def create_run(request: RunRequest) -> Response[RunAccepted]:
-    if not storage.exists(request.dataset_uri):
-        raise BadRequestError(f"no object at {request.dataset_uri}")
-    accepted = RunAccepted.of(request_run(request.dataset_uri, request.dataset, request.config))
+    accepted = runs.accept_run(request)
     return Response(202, content_types.APPLICATION_JSON, accepted, headers={"Location": accepted.location})
 
 
 @app.get("/runs/<run_id>", summary="One run", responses={404: {"description": "unknown run"}})
 def get_run(run_id: str) -> RunDetail:
-    run = RunsRepository.from_settings().find(run_id)
-    if run is None:
-        raise NotFoundError(f"no run {run_id!r}")
-    return RunDetail.of(run, link_to(run.lineage.run_report_uri))
+    return runs.run_detail(run_id)
 
 
 @app.get("/runs", summary="Runs of a dataset or in a status, newest first")
 def list_runs(
-    dataset: Annotated[str | None, Query(description="dataset name")] = None,
+    dataset: Annotated[str | None, Query(description="dataset name", max_length=200)] = None,
     status: Annotated[RunStatus | None, Query(description="run status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RunList:
-    repo = RunsRepository.from_settings()
-    if dataset:
-        return RunList(runs=repo.list_by_dataset(dataset, status, limit))
-    if status:
-        return RunList(runs=repo.list_by_status(status, limit))
-    raise BadRequestError("give ?dataset= or ?status= (or both)")
+    return runs.list_runs(dataset, status, limit)
 
 
 @app.post("/validate", summary="Dry-run data preparation; returns the report")
 def validate(request: ValidateRequest) -> dict[str, Any]:
-    from mixtune.api.validation import validate_dataset  # data preparation: imported when used
-    from mixtune.dataprep import DatasetError
-
-    try:
-        return validate_dataset(request).model_dump(mode="json")
-    except DatasetError as exc:
-        raise BadRequestError(str(exc)) from exc
+    return runs.validate(request)
 
 
 @app.get("/openapi.json", include_in_schema=False)
-def openapi() -> Response[str]:
-    return Response(
-        200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title="mixtune", version="1")
-    )
+def openapi() -> dict[str, Any]:
+    return openapi_document(app.get_openapi_json_schema(title="mixtune", version="1"))
 
 
 @lambda_entry("api")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    reason = unreadable_body(event)
+    return refusal(reason) if reason else app.resolve(event, context)

@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import time
 import urllib.request
 import uuid
@@ -25,10 +24,12 @@ from typing import Any, Literal
 from mixtune.backends.local import LocalBackend
 from mixtune.local import deploy
 from mixtune.local.apigw import ApiProxy
+from mixtune.local.async_invoke import in_background
 from mixtune.local.aws import ACCOUNT_ID, CREDENTIALS, REGION, local_client
 from mixtune.local.eventbridge import Scheduler, eventbridge_targets
 from mixtune.local.invoke import lambda_runtime
 from mixtune.local.state import DEFAULT_STATE_DIR, LocalState, Resources, clear_state, write_state
+from mixtune.local.stepfunctions import aws_error_names, execution_status_events
 from mixtune.local.warm import WarmPool
 from mixtune.settings import Settings
 
@@ -36,22 +37,20 @@ log = logging.getLogger("mixtune.local")
 
 LambdaMode = Literal["warm", "subprocess", "in_process"]
 DEFAULT_SCHEDULE = "rate(1 day)"
+LOCAL_DEFAULTS: dict[str, Any] = {"poll_seconds": 1, "max_runtime_s": 1800}
 
 
 @contextlib.contextmanager
 def async_s3_notifications() -> Iterator[None]:
-    """S3 invokes a notification's Lambda asynchronously; moto does it inside the PUT."""
+    """S3 invokes a notification's Lambda asynchronously (with Lambda's retries and on-failure
+    destination, :mod:`mixtune.local.async_invoke`); moto does it once, inside the PUT."""
+    from moto.awslambda.utils import get_backend
     from moto.s3 import notifications
 
     original = notifications._invoke_awslambda
 
     def invoke_later(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
-        threading.Thread(
-            target=original,
-            args=(account_id, event_body, fn_arn, region_name),
-            name=f"s3-notify {fn_arn.rsplit(':', 1)[-1]}",
-            daemon=True,
-        ).start()
+        in_background(get_backend(account_id, region_name).get_function(fn_arn), event_body)
 
     notifications._invoke_awslambda = invoke_later
     try:
@@ -92,7 +91,8 @@ def complete_s3_notifications() -> Iterator[None]:
 
 @contextlib.contextmanager
 def async_event_invokes() -> Iterator[None]:
-    """``InvocationType=Event`` returns at once and runs later, as in Lambda; moto waits for it."""
+    """``InvocationType=Event`` returns at once and runs later with Lambda's retries and
+    on-failure destination, as in Lambda; moto runs it once and waits for it."""
     from moto.awslambda.models import LambdaFunction
 
     original = LambdaFunction.invoke
@@ -101,9 +101,7 @@ def async_event_invokes() -> Iterator[None]:
         headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
         if headers.get("x-amz-invocation-type") != "Event":
             return original(self, body, request_headers, response_headers)
-        threading.Thread(
-            target=original, args=(self, body, {}, {}), name=f"invoke-async {self.function_name}", daemon=True
-        ).start()
+        in_background(self, body or "{}")
         return ""
 
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
@@ -186,6 +184,8 @@ class LocalCloud:
             self._stack.enter_context(complete_s3_notifications())
             self._stack.enter_context(async_event_invokes())
             self._stack.enter_context(eventbridge_targets())
+            self._stack.enter_context(aws_error_names())
+            self._stack.enter_context(execution_status_events())
             deployer = deploy.Deployer(endpoint, REGION)
             work_settings = self._local_settings()
             resources = deployer.deploy(work_settings, {}, self.schedule)
@@ -267,7 +267,12 @@ class LocalCloud:
         }
 
     def _local_settings(self) -> Settings:
-        updates: dict[str, Any] = {}
+        updates: dict[str, Any] = {"platform": "local"}
+        # Jobs here are subprocesses: poll every second and give a job half an hour, unless
+        # told otherwise (a run's poll interval then stretches to cover its job budget).
+        for name, value in LOCAL_DEFAULTS.items():
+            if name not in self.settings.model_fields_set:
+                updates[name] = value
         if not self.settings.local_workdir:
             jobs = (self.state_dir / "jobs").resolve()
             # This cloud starts empty, so the jobs of an earlier one (their outputs went to its

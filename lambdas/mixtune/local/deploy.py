@@ -13,10 +13,11 @@ import json
 import zipfile
 from typing import Any
 
-from mixtune.functions import FUNCTIONS, FunctionDef
+from mixtune.functions import ASYNC_MAX_EVENT_AGE_S, ASYNC_RETRY_ATTEMPTS, FUNCTIONS, FunctionDef
 from mixtune.local.aws import ACCOUNT_ID, local_client
 from mixtune.local.state import Resources
 from mixtune.runs import idempotency_table_definition, table_definition
+from mixtune.runs.failures import execution_status_pattern
 from mixtune.settings import Settings, settings_environment
 from mixtune.statemachine import ASL_PATH, load_definition, substitute, substitutions
 
@@ -25,6 +26,7 @@ STATE_MACHINE_NAME = "mixtune-pipeline"
 TOPIC_NAME = "mixtune-runs"
 INCOMING_PREFIX = "incoming/"
 SCHEDULE_RULE = "mixtune-schedule"
+STATUS_RULE = "mixtune-execution-failed"
 
 
 def function_name(fn: FunctionDef) -> str:
@@ -65,6 +67,9 @@ class Deployer:
 
         functions = self._create_functions(env)
         self._create_state_machine(functions, topic_arn)
+        rules = []
+        if "on_failure" in functions:  # the machinery tests deploy stand-in functions only
+            rules.append(self._create_status_rule(functions["on_failure"], state_machine_arn))
         s3.put_bucket_notification_configuration(
             Bucket=settings.raw_bucket,
             NotificationConfiguration={
@@ -78,7 +83,7 @@ class Deployer:
                 ]
             },
         )
-        rules = self._create_schedule(functions["schedule"], schedule)
+        rules += self._create_schedule(functions["schedule"], schedule)
         return Resources(
             raw_bucket=settings.raw_bucket,
             work_bucket=settings.work_bucket,
@@ -122,6 +127,14 @@ class Deployer:
                 Environment={"Variables": {**env, "POWERTOOLS_SERVICE_NAME": f"mixtune-{fn.name}"}},
             )
             arns[fn.name] = created["FunctionArn"]
+        for fn in FUNCTIONS:
+            config: dict[str, Any] = {
+                "MaximumRetryAttempts": ASYNC_RETRY_ATTEMPTS,
+                "MaximumEventAgeInSeconds": ASYNC_MAX_EVENT_AGE_S,
+            }
+            if fn.on_failure:
+                config["DestinationConfig"] = {"OnFailure": {"Destination": arns[fn.on_failure]}}
+            lam.put_function_event_invoke_config(FunctionName=function_name(fn), **config)
         return arns
 
     def _create_state_machine(self, functions: dict[str, str], topic_arn: str) -> str:
@@ -133,6 +146,16 @@ class Deployer:
             definition=definition,
             roleArn=self.arn("iam", f"role/{ROLE_NAME}").replace(f":{self.region}:", "::"),
         )["stateMachineArn"]
+
+    def _create_status_rule(self, target_arn: str, state_machine_arn: str) -> str:
+        events = self.client("events")
+        events.put_rule(
+            Name=STATUS_RULE,
+            EventPattern=json.dumps(execution_status_pattern(state_machine_arn)),
+            State="ENABLED",
+        )
+        events.put_targets(Rule=STATUS_RULE, Targets=[{"Id": "on-failure", "Arn": target_arn}])
+        return STATUS_RULE
 
     def _create_schedule(self, target_arn: str, schedule: str) -> list[str]:
         if not schedule:

@@ -106,15 +106,17 @@ Deliver = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 
 def deliver_to_target(target: dict[str, Any], event: dict[str, Any], account: str, region: str) -> None:
-    """Invoke a Lambda target or start a state machine target, as EventBridge would."""
+    """Invoke a Lambda target (asynchronously, with Lambda's retries and on-failure destination)
+    or start a state machine target, as EventBridge would."""
     from moto.awslambda.utils import get_backend as lambda_backend
+
+    from mixtune.local.async_invoke import invoke_async
 
     arn = target["Arn"]
     payload = json.loads(target["Input"]) if target.get("Input") else event
     service = arn.split(":")[2]
     if service == "lambda":
-        function = lambda_backend(account, region).get_function(arn)
-        function.invoke(json.dumps(payload), {}, {})
+        invoke_async(lambda_backend(account, region).get_function(arn), payload)
     elif service == "states":
         from moto.stepfunctions.responses import get_backend as sfn_backend
 

@@ -30,6 +30,17 @@ from typing import Any, Literal
 Runner = Callable[[str, dict[str, str], Any], tuple[str, bool, str]]
 
 _ENV_LOCK = threading.RLock()
+# The function's timeout, for the context's remaining time (Powertools idempotency sizes its
+# in-progress window by it: with a shorter one a duplicate event of a slow prepare got through).
+TIMEOUT_VARIABLE = "_MIXTUNE_LOCAL_LAMBDA_TIMEOUT_S"
+
+
+def context_for(env: dict[str, str], handler: str) -> LambdaContext:
+    return LambdaContext(
+        function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", handler),
+        memory_limit_in_mb=int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")),
+        timeout_s=int(env.get(TIMEOUT_VARIABLE, "60")),
+    )
 
 
 @dataclass
@@ -94,7 +105,7 @@ def call_handler(handler: str, env: dict[str, str], event: Any, context: LambdaC
 
 
 def run_in_process(handler: str, env: dict[str, str], event: Any) -> tuple[str, bool, str]:
-    context = LambdaContext(function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", handler))
+    context = context_for(env, handler)
     try:
         return json.dumps(call_handler(handler, env, event, context), default=str), False, ""
     except Exception as exc:  # the runtime boundary: every failure becomes a Lambda error
@@ -142,6 +153,7 @@ def lambda_runtime(
         env = {
             "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
+            TIMEOUT_VARIABLE: str(self.timeout),
             **{k: str(v) for k, v in (self.environment_vars or {}).items()},
             **(extra_env or {}),
         }

@@ -18,7 +18,7 @@ import os
 import sys
 from typing import IO, Any
 
-from mixtune.local.invoke import LambdaContext, call_handler, error_payload
+from mixtune.local.invoke import call_handler, context_for, error_payload
 
 
 def _private_streams() -> tuple[IO[str], IO[str]]:
@@ -33,7 +33,7 @@ def _private_streams() -> tuple[IO[str], IO[str]]:
 
 
 def _invoke(handler: str, event: Any) -> tuple[str, bool]:
-    context = LambdaContext(function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", handler))
+    context = context_for(dict(os.environ), handler)
     try:
         result = call_handler(handler, {}, event, context)
     except Exception as exc:  # the runtime boundary: every failure becomes a Lambda error

@@ -8,11 +8,14 @@ once: the execution name is the run id.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
-from mixtune import layout
-from mixtune.errors import RunAlreadyExists
+from mixtune import layout, storage
+from mixtune.errors import IllegalTransition, RunAlreadyExists, RunConfigError
 from mixtune.observability import logger, metrics
+from mixtune.runs.ending import announce_once, fail_run
 from mixtune.runs.execution import Mode, start_execution
 from mixtune.runs.model import (
     Failure,
@@ -27,6 +30,7 @@ from mixtune.runs.model import (
 )
 from mixtune.runs.preparation import request_preparation
 from mixtune.runs.repository import RunsRepository
+from mixtune.runs.validation import run_config_for, runnable_data
 from mixtune.settings import get_settings
 
 
@@ -59,12 +63,12 @@ class PrepareResult(BaseModel):
 
 
 def new_run(run_id: str, source_uri: str, trigger: Trigger, config: RunConfig, dataset: str = "") -> Run:
-    """A PENDING run with the service defaults filled into its config."""
+    """A PENDING run with its resolved config (:func:`mixtune.runs.validation.run_config_for`)."""
     return Run(
         run_id=run_id,
         dataset=dataset or dataset_name(source_uri),
         trigger=trigger,
-        config=config.resolved(get_settings()),
+        config=config,
         lineage=Lineage(source_uri=source_uri),
     )
 
@@ -81,7 +85,10 @@ def open_run(run: Run) -> tuple[Run, bool]:
 def prepare_run(request: PrepareRequest) -> PrepareResult:
     """The prepare function's work: open a dropped file's run, prepare it, start it."""
     if request.source_uri:
-        config = RunConfig.service_default(get_settings())
+        try:
+            config = run_config_for({}, get_settings())
+        except RunConfigError as exc:
+            return refuse_dropped_file(request, exc)
         run, _ = open_run(new_run(request.run_id, request.source_uri, "s3", config, request.dataset))
     else:
         run = RunsRepository.from_settings().get(request.run_id)
@@ -92,15 +99,30 @@ def prepare_run(request: PrepareRequest) -> PrepareResult:
     )
 
 
+def refuse_dropped_file(request: PrepareRequest, exc: RunConfigError) -> PrepareResult:
+    """The service's default run config is invalid (a deployment mistake): the dropped file's
+    run ends FAILED with the problems, and is announced."""
+    run, _ = fail_request(request, Failure(error=type(exc).__name__, cause=str(exc)))
+    return PrepareResult(run_id=run.run_id, status=run.status, summary=run.summary)
+
+
+def fail_request(request: PrepareRequest, failure: Failure) -> tuple[Run, bool]:
+    """End a prepare request's run FAILED (announced once; see ``fail_run``); a dropped file
+    whose run was never opened gets one, so its owner hears of it."""
+    if request.source_uri:
+        open_run(new_run(request.run_id, request.source_uri, "s3", RunConfig(), request.dataset))
+    return fail_run(request.run_id, failure, stop=False)  # a run before its execution has no jobs
+
+
 def prepare_data(run: Run) -> Run:
     """PENDING -> PREPARED or REJECTED (announced), with the report's hashes and URIs in the
     lineage. A run past PENDING is returned as it is."""
     from mixtune.dataprep import DatasetError, PrepareOptions, prepare_dataset
-    from mixtune.notifications import announce
 
+    if run.status == RunStatus.REJECTED:
+        announce_once(run)  # an earlier pass rejected it and may have died before announcing
     if run.status != RunStatus.PENDING:
         return run
-    repo = RunsRepository.from_settings()
     folder = layout.dataset_folder(get_settings().work_bucket, run.run_id)
     try:
         report = prepare_dataset(
@@ -108,8 +130,12 @@ def prepare_data(run: Run) -> Run:
             folder,
             PrepareOptions.for_training(run.config.prepare, run.config.train.max_length),
         )
+        checked = runnable_data(report)
+        if checked is not report:  # the stored report says why too
+            storage.write_bytes(layout.prepare_report(folder), checked.model_dump_json(indent=2).encode())
+            report = checked
     except DatasetError as exc:
-        run = repo.transition(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
+        run = conclude(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
     else:
         status = RunStatus.PREPARED if report.accepted else RunStatus.REJECTED
         lineage = {
@@ -118,15 +144,29 @@ def prepare_data(run: Run) -> Run:
             "prepared_uri": folder,
             "report_uri": layout.prepare_report(folder),
         }
-        run = repo.transition(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage)
+        run = conclude(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage)
     metrics.add_metric(
         name="DatasetsAccepted" if run.status == RunStatus.PREPARED else "DatasetsRejected",
         unit="Count",
         value=1,
     )
     if run.status == RunStatus.REJECTED:
-        announce(run)
+        announce_once(run)
     return run
+
+
+def conclude(run_id: str, status: RunStatus, **fields: Any) -> Run:
+    """PENDING -> PREPARED/REJECTED; when a concurrent pass over the same run (a duplicate
+    event) concluded first, its outcome stands and is returned (no IllegalTransition)."""
+    repo = RunsRepository.from_settings()
+    try:
+        return repo.transition(run_id, status, **fields)
+    except IllegalTransition:
+        run = repo.get(run_id)
+        if run.status == RunStatus.PENDING:
+            raise
+        logger.info("another pass prepared this run", extra={"run_id": run_id, "status": run.status.value})
+        return run
 
 
 def start_if_prepared(run: Run, mode: Mode = "train", **extra: object) -> Run:
@@ -138,9 +178,12 @@ def start_if_prepared(run: Run, mode: Mode = "train", **extra: object) -> Run:
     return RunsRepository.from_settings().update(run.run_id, lineage={"execution_arn": arn})
 
 
-def request_run(source_uri: str, dataset: str | None, config: RunConfig) -> Run:
-    """``POST /runs``: a new PENDING run handed to the prepare function. A run the prepare
-    function could not be reached for is marked FAILED, never left PENDING."""
+def request_run(source_uri: str, dataset: str | None, requested: dict[str, Any]) -> Run:
+    """``POST /runs``: a new PENDING run handed to the prepare function. ``requested`` holds
+    the config fields the request set (over the service default); a config that breaks a
+    rule raises RunConfigError and creates nothing. A run the prepare function could not be
+    reached for is marked FAILED, never left PENDING."""
+    config = run_config_for(requested, get_settings())
     name = dataset_name(dataset or source_uri)
     run, _ = open_run(new_run(new_run_id(name), source_uri, "api", config, name))
     hand_to_prepare(run)
@@ -150,31 +193,32 @@ def request_run(source_uri: str, dataset: str | None, config: RunConfig) -> Run:
 
 
 def hand_to_prepare(run: Run) -> None:
-    """Invoke the prepare function for a PENDING run, or mark the run FAILED and raise."""
+    """Invoke the prepare function for a PENDING run, or end the run FAILED (announced) and raise."""
     try:
         request_preparation(get_settings().prepare_function_name, run.run_id)
     except Exception as exc:
-        RunsRepository.from_settings().transition(
-            run.run_id, RunStatus.FAILED, failure=Failure(error=type(exc).__name__, cause=str(exc))
-        )
+        fail_run(run.run_id, Failure(error=type(exc).__name__, cause=str(exc)), stop=False)
         raise
 
 
 def rerun_datasets(event_id: str, datasets: list[str]) -> list[Run]:
     """A schedule's re-run: one new run per dataset; a re-delivered event (same id) opens none."""
-    config = RunConfig.service_default(get_settings())
+    config = run_config_for({}, get_settings())
     started = []
     for uri in datasets:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        run, created = open_run(
-            new_run(run_id_for_object(bucket, key, f"schedule:{event_id}"), uri, "schedule", config)
-        )
+        run, created = open_run(new_run(scheduled_run_id(event_id, uri), uri, "schedule", config))
         if not created:
             logger.info("scheduled run exists already", extra={"run_id": run.run_id})
             continue
         hand_to_prepare(run)
         started.append(run)
     return started
+
+
+def scheduled_run_id(event_id: str, dataset_uri: str) -> str:
+    """The run a schedule's event opens for a dataset: the same event, the same run."""
+    bucket, _, key = dataset_uri.removeprefix("s3://").partition("/")
+    return run_id_for_object(bucket, key, f"schedule:{event_id}")
 
 
 def reevaluate_promoted(event_id: str) -> tuple[Run, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -56,8 +57,8 @@ class RunConfig(BaseModel):
     """Everything a run may override; what is left out takes the service defaults.
 
     ``prepare``, ``mix`` and ``gate`` hold the fields of dataprep's ``PrepareOptions``,
-    mixing's ``MixSpec`` and evaluation's ``GatePolicy``; the step that uses each one
-    validates it with its owner's model.
+    mixing's ``MixSpec`` and evaluation's ``GatePolicy``. Every trigger checks the whole
+    config at the door with each section's owner's model (:mod:`mixtune.runs.validation`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,10 +78,13 @@ class RunConfig(BaseModel):
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     gate: dict[str, Any] = Field(default_factory=dict, description="evaluation GatePolicy fields")
     smoke_steps: int = Field(default=5, ge=1, le=50)
-    # The state machine's Wait states read these (SecondsPath): 60 s on AWS, 1 s locally.
-    # None takes the service's setting (MIXTUNE_POLL_SECONDS, MIXTUNE_MAX_POLLS).
+    # The state machine's Wait states read poll_seconds (SecondsPath); poll_job fails the step
+    # after max_polls polls; max_runtime_s is each job's own budget. None takes the service's
+    # settings (MIXTUNE_POLL_SECONDS, MIXTUNE_MAX_POLLS, MIXTUNE_MAX_RUNTIME_S); the rules
+    # that tie them together are in mixtune.runs.validation.
     poll_seconds: int | None = Field(default=None, ge=0, le=3600)
     max_polls: int | None = Field(default=None, ge=1, le=100000)
+    max_runtime_s: int | None = Field(default=None, ge=1, le=28 * 24 * 3600)
 
     @classmethod
     def service_default(cls, settings: Settings) -> RunConfig:
@@ -89,13 +93,24 @@ class RunConfig(BaseModel):
         return cls.model_validate(settings.default_run_config).resolved(settings)
 
     def resolved(self, settings: Settings) -> RunConfig:
-        """Service defaults filled in: what a run records and what its execution gets."""
+        """Service defaults filled in: what a run records and what its execution gets.
+
+        When the poll interval is not given, it is the service's, stretched so that the poll
+        budget (``poll_seconds x max_polls``) covers the job budget: long jobs are polled
+        less often, which keeps each execution's history short.
+        """
+        max_polls = self.max_polls or settings.max_polls
+        max_runtime_s = self.max_runtime_s or settings.max_runtime_s
+        poll_seconds = self.poll_seconds
+        if poll_seconds is None:
+            poll_seconds = max(settings.poll_seconds, math.ceil(max_runtime_s / max_polls))
         return self.model_copy(
             update={
                 "base_model": self.base_model or settings.base_model,
                 "backend": self.backend or settings.default_backend,
-                "poll_seconds": settings.poll_seconds if self.poll_seconds is None else self.poll_seconds,
-                "max_polls": self.max_polls or settings.max_polls,
+                "poll_seconds": poll_seconds,
+                "max_polls": max_polls,
+                "max_runtime_s": max_runtime_s,
             }
         )
 
@@ -144,6 +159,7 @@ class Run(BaseModel):
     metrics: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
     failure: Failure | None = None
+    notified: RunStatus | None = None  # the status last announced on SNS (announced once)
 
 
 class Baseline(BaseModel):

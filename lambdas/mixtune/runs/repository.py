@@ -223,6 +223,36 @@ class RunsRepository:
         )
         return Run.model_validate(self._plain(reply["Attributes"]))
 
+    def claim_notification(self, run_id: str, status: RunStatus) -> bool:
+        """Mark the run's ``status`` as announced, once: True for the one caller that marks it
+        (a second pass, a retry, a concurrent trigger gets False and publishes nothing)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._run_key(run_id),
+                UpdateExpression="SET #notified = :status",
+                ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#notified) OR #notified <> :status)",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#notified": "notified"},
+                ExpressionAttributeValues={":status": {"S": status.value}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_notification(self, run_id: str, status: RunStatus) -> None:
+        """Undo :meth:`claim_notification` after the publish failed, so a retry announces."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._run_key(run_id),
+                UpdateExpression="REMOVE #notified",
+                ConditionExpression="#notified = :status",
+                ExpressionAttributeNames={"#notified": "notified"},
+                ExpressionAttributeValues={":status": {"S": status.value}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return
+
     def list_by_dataset(self, dataset: str, status: RunStatus | None = None, limit: int = 50) -> list[Run]:
         """Newest first."""
         runs = self._query(GSI_BY_DATASET, "dataset", dataset, limit if status is None else None)

@@ -21,6 +21,12 @@ class ScheduleOutcome(BaseModel):
     started: list[StartedRun]
 
 
+def datasets_to_rerun(event: ScheduledEvent) -> list[str]:
+    """The event's datasets, else the service's ``scheduled_datasets``."""
+    configured = [uri.strip() for uri in get_settings().scheduled_datasets.split(",") if uri.strip()]
+    return event.wanted().datasets or configured
+
+
 @traced
 def on_schedule(event: ScheduledEvent) -> ScheduleOutcome:
     wanted = event.wanted()
@@ -31,8 +37,7 @@ def on_schedule(event: ScheduledEvent) -> ScheduleOutcome:
             run, source_run_id = reevaluation
             started.append(StartedRun(run_id=run.run_id, reevaluates=source_run_id))
     else:
-        configured = [u.strip() for u in get_settings().scheduled_datasets.split(",") if u.strip()]
-        for run in rerun_datasets(event.id, wanted.datasets or configured):
+        for run in rerun_datasets(event.id, datasets_to_rerun(event)):
             started.append(StartedRun(run_id=run.run_id, dataset_uri=run.lineage.source_uri))
     metrics.add_metric(name="ScheduledRuns", unit="Count", value=len(started))
     logger.info("schedule handled", extra={"action": wanted.action, "started": len(started)})

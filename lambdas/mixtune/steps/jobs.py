@@ -8,10 +8,11 @@ from typing import Any
 from mixtune import layout
 from mixtune.backends import JobRef, JobState, get_backend
 from mixtune.backends.jobs import backend_of, job_spec
-from mixtune.errors import JobFailedError, PollLimitExceeded, retryable_aws_errors
+from mixtune.errors import IllegalTransition, JobFailedError, PollLimitExceeded, retryable_aws_errors
 from mixtune.observability import logger, metrics, traced
-from mixtune.runs.model import RunStatus
+from mixtune.runs.model import TERMINAL, RunStatus
 from mixtune.runs.repository import RunsRepository
+from mixtune.runs.validation import check_costs
 from mixtune.settings import get_settings
 from mixtune.steps.state import JobSlot, LaunchInput, PollInput
 
@@ -20,13 +21,20 @@ _LINEAGE_FIELD = {"smoke": "smoke_uri", "train": "train_uri"}
 
 @traced
 def launch(step: LaunchInput) -> JobSlot:
+    """Submit the step's job, after the deployment's cost guard passed again (a run may have
+    been requested before a limit was lowered). A job submitted for a run that ended in the
+    meantime (the other Evaluate branch failed) is stopped at once."""
     settings = get_settings()
+    check_costs(step.config, settings)
     spec = job_spec(step.run_id, step.kind, step.config, settings, step.prepared_uri, step.mix, step.train)
     backend = get_backend(backend_of(step.config, settings), settings)
     with retryable_aws_errors():
         ref = backend.submit(spec)
     repo = RunsRepository.from_settings()
     run = repo.get(step.run_id)
+    if run.status in TERMINAL:
+        backend.cancel(ref)
+        raise IllegalTransition(f"run {step.run_id} ended {run.status}; its {step.kind} job was stopped")
     lineage: dict[str, Any] = {"job_ids": {**run.lineage.job_ids, step.kind: ref.id}}
     if step.kind in _LINEAGE_FIELD:
         lineage[_LINEAGE_FIELD[step.kind]] = spec.output_uri

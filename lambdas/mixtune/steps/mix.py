@@ -22,7 +22,9 @@ def mix_spec_fields(requested: dict[str, Any], categories: list[str]) -> dict[st
     if not categories:
         return {**fields, "domain_percent": 100.0, "categories": {}}
     fields.setdefault("domain_percent", DEFAULT_DOMAIN_PERCENT)
-    if "categories" not in fields and fields["domain_percent"] < 100:
+    share = fields["domain_percent"]
+    # A share that is not a number is left for MixSpec to refuse with a readable message.
+    if "categories" not in fields and isinstance(share, int | float) and share < 100:
         fields["categories"] = {name: 100.0 / len(categories) for name in categories}
     return fields
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from mixtune.notifications import Announcement, announce
-from mixtune.observability import logger, metrics, traced
-from mixtune.runs.model import TERMINAL, Failure, RunStatus
+from mixtune.observability import traced
+from mixtune.runs.ending import announce_once, fail_run
+from mixtune.runs.model import Failure
 from mixtune.runs.repository import RunsRepository
-from mixtune.steps.state import MarkFailedInput, NotifyInput, RunStatusOutput, StepError
+from mixtune.steps.state import MarkFailedInput, NotifyInput, NotifyOutput, RunStatusOutput, StepError
 
 
 def readable_cause(error: StepError) -> str:
@@ -22,24 +22,31 @@ def readable_cause(error: StepError) -> str:
     return error.cause[:2000]
 
 
+def failure_of(error: StepError) -> Failure:
+    return Failure(error=error.error, cause=readable_cause(error))
+
+
 @traced
 def mark_failed(step: MarkFailedInput) -> RunStatusOutput:
-    """The Catch target of every state: the run ends FAILED with the error that ended it."""
-    repo = RunsRepository.from_settings()
-    run = repo.get(step.run_id)
-    if run.status in TERMINAL:
-        # A failure after the outcome was recorded (a notify that kept failing): keep the outcome.
-        logger.warning("run already finished", extra={"run_id": step.run_id, "status": run.status.value})
-        return RunStatusOutput(run_id=step.run_id, status=run.status.value)
-    failure = Failure(error=step.error.error, cause=readable_cause(step.error))
-    run = repo.transition(
-        step.run_id, RunStatus.FAILED, failure=failure, summary=f"{failure.error}: {failure.cause}"
-    )
-    logger.error("run failed", extra={"run_id": step.run_id, "error": failure.error, "stage": run.stage})
-    metrics.add_metric(name="RunsFailed", unit="Count", value=1)
-    return RunStatusOutput(run_id=step.run_id, status=run.status.value)
+    """The Catch target of every state: the run ends FAILED with the error that ended it and
+    its jobs are stopped (NotifyFailure announces it). A run that ended already keeps its outcome."""
+    run, ended_now = fail_run(step.run_id, failure_of(step.error), announce=False)
+    return RunStatusOutput(run_id=step.run_id, status=run.status.value, ended_now=ended_now)
 
 
 @traced
-def notify(step: NotifyInput) -> Announcement:
-    return announce(RunsRepository.from_settings().get(step.run_id))
+def notify(step: NotifyInput) -> NotifyOutput:
+    """The run's outcome on SNS, once (a retried Notify publishes nothing new). The failure
+    notice first makes sure the run is FAILED: when MarkFailed itself failed or timed out, the
+    run may still read RUNNING here (MarkFailed and the execution-status rule stop the jobs)."""
+    if step.event == "failed":
+        run, _ = fail_run(step.run_id, failure_of(step.error or StepError()), announce=False, stop=False)
+    else:
+        run = RunsRepository.from_settings().get(step.run_id)
+    announcement = announce_once(run)
+    return NotifyOutput(
+        run_id=run.run_id,
+        status=run.status.value,
+        announced=announcement is not None,
+        message_id=announcement.message_id if announcement else None,
+    )

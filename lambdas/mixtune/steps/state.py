@@ -108,7 +108,16 @@ class MarkFailedInput(RunStep):
 class RunStatusOutput(_Step):
     run_id: str
     status: str
+    ended_now: bool = False  # MarkFailed: whether this call ended the run
+
+
+class NotifyOutput(_Step):
+    run_id: str
+    status: str
+    announced: bool  # False: this outcome was announced before (a retry, another path)
+    message_id: str | None = None
 
 
 class NotifyInput(RunStep):
     event: str = "status"
+    error: StepError | None = None  # NotifyFailure: the error that ended the run
