@@ -215,6 +215,7 @@ def test_generate_rehearsal_writes_converse_records(tmp_path: Path) -> None:
             "2",
             "--max-new-tokens",
             "4",
+            "--keep-truncated",  # a random model's answers never end
             "--output",
             str(out),
         ]
