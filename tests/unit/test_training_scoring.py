@@ -24,7 +24,7 @@ from mixtune_training.scoring import (
     generate_answers,
     stop_token_ids,
 )
-from mixtune_training.tiny import train_tokenizer
+from mixtune_training.tiny import tiny_config, train_tokenizer
 
 STYLES = ("gemma", "phi3", "llama3", "chatml")
 END_OF_TURN = {"gemma": "<end_of_turn>", "phi3": "<|end|>", "llama3": "<|eot_id|>", "chatml": "<|im_end|>"}
@@ -57,23 +57,11 @@ def scripted_model(tokenizer: Any, chain: list[int]) -> Any:
     embedding, and the output head maps each chain token's embedding onto its successor.
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     if len(set(chain)) != len(chain):
         raise ValueError("a scripted chain must not repeat a token")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
+    config = tiny_config(tokenizer, num_hidden_layers=1, intermediate_size=64, max_positions=512)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     with torch.no_grad():

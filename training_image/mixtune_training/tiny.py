@@ -125,27 +125,35 @@ def train_tokenizer(style: str = "chatml"):  # type: ignore[no-untyped-def]
 _train_tokenizer = train_tokenizer  # the name older tests import
 
 
-def build_tiny(folder: Path, style: str = "chatml") -> Path:
-    """A random 2-layer Llama with a tokenizer of ``style`` (see STYLES) saved in ``folder``."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_config(
+    tokenizer, num_hidden_layers: int = 2, intermediate_size: int = 128, max_positions: int = 2048
+):  # type: ignore[no-untyped-def]
+    """The tiny Llama's config for ``tokenizer`` (its vocabulary and special tokens)."""
+    from transformers import LlamaConfig
 
-    tokenizer = train_tokenizer(style)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=False,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
+
+
+def build_tiny(folder: Path, style: str = "chatml") -> Path:
+    """A random 2-layer Llama with a tokenizer of ``style`` (see STYLES) saved in ``folder``."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    tokenizer = train_tokenizer(style)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(tiny_config(tokenizer))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(folder)

@@ -106,15 +106,8 @@ def _domain_delta(
                 )
         elif b.token_f1 is not None and t.token_f1 is not None:
             statistic = difference(mean_rows(t.token_f1), mean_rows(b.token_f1))
-    if statistic is not None:
-        interval = bootstrap_interval(
-            statistic,
-            len(b.ids),
-            confidence=confidence,
-            resamples=resamples,
-            seed=seed,
-            method="paired-bootstrap",
-        )
+    if statistic is not None and b is not None:
+        interval = _paired_bootstrap(statistic, len(b.ids), confidence, resamples, seed)
         return Delta(estimate=estimate, interval=interval, n=base.n, paired=True)
     return Delta(
         estimate=estimate,
@@ -130,14 +123,7 @@ def _loss_delta(
     b, t = base.items, tuned.items
     if b is not None and t is not None and _same_items(b.ids, t.ids):
         statistic = difference(ratio_rows(t.loss_sums, t.tokens), ratio_rows(b.loss_sums, b.tokens))
-        interval = bootstrap_interval(
-            statistic,
-            len(b.ids),
-            confidence=confidence,
-            resamples=resamples,
-            seed=seed,
-            method="paired-bootstrap",
-        )
+        interval = _paired_bootstrap(statistic, len(b.ids), confidence, resamples, seed)
         return Delta(estimate=estimate, interval=interval, n=base.n, paired=True)
     interval = None
     if base.se is not None and tuned.se is not None and math.isfinite(base.se) and math.isfinite(tuned.se):
@@ -146,6 +132,12 @@ def _loss_delta(
             low=estimate - half, high=estimate + half, confidence=confidence, method="normal-unpaired"
         )
     return Delta(estimate=estimate, interval=interval, n=min(base.n, tuned.n))
+
+
+def _paired_bootstrap(statistic: Statistic, n: int, confidence: float, resamples: int, seed: int) -> Interval:
+    return bootstrap_interval(
+        statistic, n, confidence=confidence, resamples=resamples, seed=seed, method="paired-bootstrap"
+    )
 
 
 def _mover(base: float, base_ci: Interval | None, tuned: float, tuned_ci: Interval | None) -> Interval | None:
