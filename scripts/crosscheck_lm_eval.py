@@ -146,6 +146,9 @@ def write_task(jsonl: Path, workdir: Path) -> Path:
 
 def run_lm_eval(bin_dir: Path, model_dir: Path, task_dir: Path, workdir: Path, batch_size: int) -> Path:
     out = workdir / "lm_eval_out"
+    if any(out.rglob("results_*.json")):
+        print(f"reusing the lm-eval results in {out} (remove it to run lm-eval again)", flush=True)
+        return out
     env = {**os.environ, **OFFLINE_ENV, "HF_DATASETS_CACHE": str(workdir / "hf_datasets_cache")}
     cmd = [
         str(bin_dir / "lm_eval"),
