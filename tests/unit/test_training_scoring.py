@@ -20,9 +20,12 @@ from mixtune_training.common import TrainingError
 from mixtune_training.scoring import (
     answer_mmlu,
     answer_token_count,
+    by_length,
     encode_pair,
     generate_answers,
+    run_batches,
     stop_token_ids,
+    token_batches,
 )
 from mixtune_training.tiny import tiny_config, train_tokenizer
 
@@ -246,3 +249,30 @@ def test_rehearsal_manifest_counts_dropped_answers(long_label_model: Path, tmp_p
                                     "--output", str(tmp_path / "r.jsonl")]) == 0  # fmt: skip
     manifest = orjson.loads((tmp_path / "r.manifest.json").read_bytes())
     assert manifest["records"] == 1 and manifest["truncated"] == 0 and manifest["answered"] == 1
+
+
+# --- batching ----------------------------------------------------------------------------------
+
+
+def test_token_batches_put_more_short_items_in_a_batch_within_the_same_memory() -> None:
+    lengths = [100, 10, 10, 10, 10, 10, 10, 10, 10, 100]
+    batches = token_batches(by_length(lengths), lengths, batch_size=2, max_length=100)
+    assert batches == [[0, 9], [1, 2, 3, 4, 5, 6, 7, 8]]  # 2 x 100 tokens, then 8 x 10 <= 200
+    assert sorted(i for b in batches for i in b) == list(range(10))
+
+
+def test_a_batch_out_of_gpu_memory_is_halved_and_retried() -> None:
+    import torch
+
+    calls: list[int] = []
+
+    def run(batch: list[int]) -> list[int]:
+        calls.append(len(batch))
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return [i * 10 for i in batch]
+
+    assert run_batches([[0, 1, 2, 3, 4], [5]], run) == [0, 10, 20, 30, 40, 50]
+    assert calls == [5, 2, 3, 1, 2, 1]
+    with pytest.raises(ValueError):
+        run_batches([[1]], lambda batch: (_ for _ in ()).throw(ValueError("not memory")))

@@ -35,23 +35,42 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def in_batches(items: Sequence[T], batch_size: int, run: Callable[[Sequence[T]], list[R]]) -> list[R]:
-    """``run`` over consecutive batches; a batch that runs out of GPU memory is halved and retried."""
+def token_batches(
+    order: Sequence[int], lengths: Sequence[int], batch_size: int, max_length: int
+) -> list[list[int]]:
+    """Consecutive items of ``order`` (longest first) grouped so that rows x the batch's longest
+    item stays within ``batch_size`` x ``max_length`` tokens: the memory a full batch of the
+    longest allowed items would take. Short items (MMLU questions, labels) then go many to a
+    batch; long ones ``batch_size`` at most."""
+    budget = max(batch_size * max_length, 1)
+    batches: list[list[int]] = []
+    for index in order:
+        if batches:
+            batch = batches[-1]
+            width = max(lengths[batch[0]], lengths[index])
+            if (len(batch) + 1) * width <= budget:
+                batch.append(index)
+                continue
+        batches.append([index])
+    return batches
+
+
+def run_batches(batches: Sequence[Sequence[T]], run: Callable[[Sequence[T]], list[R]]) -> list[R]:
+    """``run`` over each batch in turn; a batch that runs out of GPU memory is halved and retried."""
     out: list[R] = []
-    start, size = 0, batch_size
-    while start < len(items):
-        chunk = items[start : start + size]
+    queue = [list(batch) for batch in batches]
+    while queue:
+        batch = queue.pop(0)
         try:
-            out.extend(run(chunk))
+            out.extend(run(batch))
         except Exception as exc:
-            if not _is_oom(exc) or size == 1:
+            if not _is_oom(exc) or len(batch) == 1:
                 raise
             import torch
 
             torch.cuda.empty_cache()
-            size = max(1, size // 2)
-            continue
-        start += len(chunk)
+            half = len(batch) // 2
+            queue[:0] = [batch[:half], batch[half:]]
     return out
 
 
@@ -154,7 +173,15 @@ def generate_answers(
 
     prompts = [render_prompt(tokenizer, record) for record in records]
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = by_length([len(e) for e in encoded]) if sort_by_length else list(range(len(encoded)))
+    lengths = [len(e) + max_new_tokens for e in encoded]
+    if sort_by_length:
+        batches = token_batches(by_length(lengths), lengths, batch_size, max(lengths, default=1))
+    else:
+        batches = [
+            list(range(start, min(start + batch_size, len(encoded))))
+            for start in range(0, len(encoded), batch_size)
+        ]
+    order = [i for batch in batches for i in batch]
     stops = stop_token_ids(tokenizer, model)
     stop_set = set(stops)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
@@ -189,7 +216,7 @@ def generate_answers(
             )
         return out
 
-    return restore(order, in_batches(order, batch_size, run))
+    return restore(order, run_batches(batches, run))
 
 
 # --- log-likelihoods (MMLU) --------------------------------------------------------------------
@@ -238,7 +265,9 @@ def continuation_logprobs(
     for seq, (_ctx, cont) in zip(inputs, pairs, strict=True):
         wanted.setdefault(seq, []).append(tuple(cont))
     unique = list(wanted)
-    order = by_length([len(seq) for seq in unique])
+    lengths = [len(seq) for seq in unique]
+    batches = token_batches(by_length(lengths), lengths, batch_size, max_length)
+    order = [i for batch in batches for i in batch]
     device = _device(model)
 
     def run(indices: Sequence[int]) -> list[dict[tuple[int, ...], float]]:
@@ -267,7 +296,7 @@ def continuation_logprobs(
             out.append(scores)
         return out
 
-    by_input = dict(zip((unique[i] for i in order), in_batches(order, batch_size, run), strict=True))
+    by_input = dict(zip((unique[i] for i in order), run_batches(batches, run), strict=True))
     return [by_input[seq][tuple(cont)] for seq, (_ctx, cont) in zip(inputs, pairs, strict=True)]
 
 
@@ -312,8 +341,10 @@ def record_losses(
     import torch
 
     rows = [tokenize_for_training(tokenizer, rec, max_length) for rec in records]
-    kept = [i for i, r in enumerate(rows) if r is not None]
-    order = [kept[k] for k in by_length([len(rows[i]["input_ids"]) for i in kept])]  # type: ignore[index]
+    lengths = [len(r["input_ids"]) if r is not None else 0 for r in rows]
+    kept = [i for i in by_length(lengths) if rows[i] is not None]
+    batches = token_batches(kept, lengths, batch_size, max_length)
+    order = [i for batch in batches for i in batch]
     device = _device(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -340,7 +371,7 @@ def record_losses(
         counts = (shifted != IGNORE_INDEX).sum(dim=1)
         return [(float(s), int(c)) for s, c in zip(losses.sum(dim=1).tolist(), counts.tolist(), strict=True)]
 
-    scored = dict(zip(order, in_batches(order, batch_size, run), strict=True))
+    scored = dict(zip(order, run_batches(batches, run), strict=True))
     return [scored.get(i) for i in range(len(records))]
 
 
