@@ -301,7 +301,7 @@ def request_level_check(
     model, tokenizer = load_for_inference(str(model_dir))
     ours_ids = [encode_pair(tokenizer, ctx, cont) for ctx, cont in pairs]
     differing = sum(1 for a, b in zip(ours_ids, theirs_ids, strict=True) if (list(a[0]), list(a[1])) != b)
-    ours_ll = continuation_logprobs(model, ours_ids, batch_size, max_length=1 << 20)
+    ours_ll = continuation_logprobs(model, ours_ids, batch_size, max_length=1024, limit=1 << 20)
     worst = max(abs(a - b) for a, b in zip(ours_ll, theirs_ll, strict=True))
     return len(pairs), differing, worst
 

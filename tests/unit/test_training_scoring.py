@@ -53,7 +53,7 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def scripted_model(tokenizer: Any, chain: list[int]) -> Any:
+def scripted_model(tokenizer: Any, chain: list[int], max_positions: int = 512) -> Any:
     """A Llama whose next token depends only on the current one: ``chain[i]`` -> ``chain[i + 1]``.
 
     Attention and MLP outputs are zeroed, so each position's hidden state is its own token's
@@ -64,7 +64,7 @@ def scripted_model(tokenizer: Any, chain: list[int]) -> Any:
 
     if len(set(chain)) != len(chain):
         raise ValueError("a scripted chain must not repeat a token")
-    config = tiny_config(tokenizer, num_hidden_layers=1, intermediate_size=64, max_positions=512)
+    config = tiny_config(tokenizer, num_hidden_layers=1, intermediate_size=64, max_positions=max_positions)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     with torch.no_grad():
@@ -143,12 +143,13 @@ def test_mmlu_pairs_without_bos_for_a_tokenizer_that_adds_none() -> None:
     assert ctx == _ids(chatml, build_prompt(Q))
 
 
-def test_an_mmlu_prompt_over_max_length_is_an_error_not_a_silent_cut() -> None:
+def test_an_mmlu_prompt_over_the_models_context_is_an_error_not_a_silent_cut() -> None:
     llama3 = train_tokenizer("llama3")
-    model = scripted_model(llama3, [0, 1])
-    assert len(answer_mmlu(model, llama3, [Q], {}, batch_size=2, max_length=512)) == 1
-    with pytest.raises(TrainingError, match=r"max_length 16 .*raise --max-length"):
-        answer_mmlu(model, llama3, [Q], {}, batch_size=2, max_length=16)
+    # max_length only sizes batches: a prompt longer than it is still scored whole
+    assert len(answer_mmlu(scripted_model(llama3, [0, 1]), llama3, [Q], {}, batch_size=2, max_length=16)) == 1
+    short_context = scripted_model(llama3, [0, 1], max_positions=24)
+    with pytest.raises(TrainingError, match=r"longer than the model's context of 24 tokens .*--mmlu-shots"):
+        answer_mmlu(short_context, llama3, [Q], {}, batch_size=2, max_length=16)
 
 
 # --- evaluate: labels, max_new_tokens, task rule -----------------------------------------------

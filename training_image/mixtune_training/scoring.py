@@ -242,24 +242,43 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=add)["input_ids"]
 
 
+def context_length(model: Any, tokenizer: Any, default: int = 2048) -> int:
+    """The longest input the model takes, found as lm-eval's ``resolve_max_length`` does: the
+    model config's n_positions / max_position_embeddings / n_ctx, else the tokenizer's
+    ``model_max_length`` unless it is the 'no limit' sentinel, else ``default``."""
+    config = getattr(model, "config", None)
+    for attribute in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**9 else default
+
+
 def continuation_logprobs(
-    model: Any, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int, max_length: int
+    model: Any,
+    pairs: Sequence[tuple[list[int], list[int]]],
+    batch_size: int,
+    max_length: int,
+    limit: int | None = None,
 ) -> list[float]:
     """Summed log-probability of each continuation after its context (lm-eval's loglikelihood).
 
-    The model reads (context + continuation)[:-1]; a request longer than ``max_length`` is an
-    error, not a silent cut from the left. Requests that share that input (single-token letters
-    after one context) share one forward pass, and logits are computed only where they are read.
+    The model reads (context + continuation)[:-1]. A request longer than ``limit`` (the model's
+    context length) is an error, where lm-eval would cut it from the left without a word.
+    Requests that share their input (single-token letters after one context) share one forward
+    pass; batches hold up to ``batch_size`` x ``max_length`` tokens; logits are computed only
+    where they are read.
     """
     import torch
 
     inputs = [tuple((ctx + cont)[:-1]) for ctx, cont in pairs]
-    too_long = [len(seq) for seq in inputs if len(seq) > max_length]
+    limit = limit or max_length
+    too_long = [len(seq) for seq in inputs if len(seq) > limit]
     if too_long:
         raise TrainingError(
-            f"{len(too_long)} of {len(inputs)} MMLU prompts are longer than max_length {max_length} "
-            f"(longest {max(too_long)} tokens): raise --max-length to at least {max(too_long)} "
-            "or use fewer --mmlu-shots; they are not cut"
+            f"{len(too_long)} of {len(inputs)} MMLU requests are longer than the model's context of "
+            f"{limit} tokens (longest {max(too_long)}): use fewer --mmlu-shots; they are not cut"
         )
     wanted: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
     for seq, (_ctx, cont) in zip(inputs, pairs, strict=True):
@@ -320,12 +339,13 @@ def answer_mmlu(
     batch_size: int,
     max_length: int,
 ) -> list[int]:
-    """The chosen letter index for each question."""
+    """The chosen letter index for each question (``max_length`` sizes batches; a prompt may be as
+    long as the model's context)."""
     pairs: list[tuple[list[int], list[int]]] = []
     for q in questions:
         context = build_prompt(q, shots.get(q.subject, []))
         pairs.extend(encode_pair(tokenizer, context, continuation) for continuation in CONTINUATIONS)
-    logprobs = continuation_logprobs(model, pairs, batch_size, max_length)
+    logprobs = continuation_logprobs(model, pairs, batch_size, max_length, context_length(model, tokenizer))
     n = len(CONTINUATIONS)
     return [pick_letter(logprobs[i * n : (i + 1) * n]) for i in range(len(questions))]
 
