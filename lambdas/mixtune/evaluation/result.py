@@ -9,8 +9,22 @@ from pydantic import BaseModel, ConfigDict
 
 from mixtune.evaluation.metrics import ClassificationScores, FreeformScores
 from mixtune.evaluation.mmlu import MmluScores
+from mixtune.evaluation.stats import Interval
 
-EVAL_SCHEMA_VERSION = "mixtune-eval-1"
+# 2: intervals, per-item outcomes, the task rule. Files of version 1 still read (those fields None).
+EVAL_SCHEMA_VERSION = "mixtune-eval-2"
+
+
+class DomainItems(BaseModel):
+    """Per-item outcomes, no text: item ids (content hashes) and what each scored."""
+
+    ids: list[str]
+    labels: list[str] | None = None  # classification: the label set, indexed by the codes below
+    gold: list[int] | None = None
+    predicted: list[int] | None = None  # -1: no label (or several) named
+    token_f1: list[float] | None = None  # free-form
+    exact_match: list[float] | None = None
+    finished: list[bool] | None = None  # the answer ended on its own before max_new_tokens
 
 
 class DomainScores(BaseModel):
@@ -18,6 +32,10 @@ class DomainScores(BaseModel):
     n: int
     classification: ClassificationScores | None = None
     freeform: FreeformScores | None = None
+    task_rule: str | None = None  # why this task: detected from the answers, --labels or --domain-task
+    max_new_tokens: int | None = None  # as used (the default follows the longest label)
+    truncated: int | None = None  # answers cut by max_new_tokens
+    items: DomainItems | None = None
 
     @property
     def headline(self) -> float:
@@ -26,11 +44,25 @@ class DomainScores(BaseModel):
             return self.classification.macro_f1
         return self.freeform.token_f1 if self.freeform is not None else 0.0
 
+    @property
+    def headline_ci(self) -> Interval | None:
+        if self.classification is not None:
+            return self.classification.macro_f1_ci
+        return self.freeform.token_f1_ci if self.freeform is not None else None
+
+
+class LossItems(BaseModel):
+    ids: list[str]
+    loss_sums: list[float]  # summed cross-entropy over the record's assistant tokens (nats)
+    tokens: list[int]
+
 
 class GeneralLoss(BaseModel):
     n: int
     loss: float
     tokens: int
+    se: float | None = None  # standard error, records as the sampling unit
+    items: LossItems | None = None
 
 
 class EvalResult(BaseModel):
@@ -50,14 +82,21 @@ class EvalResult(BaseModel):
     def summary(self) -> str:
         parts = [f"model={self.base_model}" + ("+adapter" if self.adapter else "")]
         if self.domain is not None:
+            ci = self.domain.headline_ci
             parts.append(
                 f"domain_{'macro_f1' if self.domain.task == 'classification' else 'token_f1'}="
-                f"{self.domain.headline:.3f}"
+                f"{self.domain.headline:.3f}" + (f" {ci.text()}" if ci else "") + f" (n={self.domain.n})"
             )
         if self.mmlu is not None:
-            parts.append(f"mmlu={self.mmlu.micro_accuracy:.3f} (n={self.mmlu.n})")
+            ci = self.mmlu.micro_accuracy_ci
+            parts.append(
+                f"mmlu={self.mmlu.micro_accuracy:.3f}"
+                + (f" {ci.text()}" if ci else "")
+                + f" (n={self.mmlu.n})"
+            )
         if self.general is not None:
-            parts.append(f"general_loss={self.general.loss:.3f}")
+            se = f" ± {self.general.se:.3f} se" if self.general.se is not None else ""
+            parts.append(f"general_loss={self.general.loss:.3f}{se}")
         return " ".join(parts)
 
     def to_json(self) -> bytes:

@@ -19,6 +19,7 @@ the inputs and the seed alone.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -206,13 +207,23 @@ def _by_category(inputs: list[_Input]) -> dict[str, list[_Input]]:
     return grouped
 
 
-def _too_small(spec: MixSpec, what: str, needed: str, has: str, warnings: list[str]) -> None:
-    message = f"{what} needs {needed} but holds {has}"
+def _too_small(spec: MixSpec, what: str, needed: float, has: float, unit: str, warnings: list[str]) -> None:
+    """A part that needs more than its sources hold: fail beyond ``max_oversample`` repeats (or
+    whenever ``on_small_source`` is 'fail'), else record the oversampling as a warning."""
+    message = f"{what} needs {needed:,.0f} {unit} but holds {has:,.0f}"
+    factor = needed / has if has else float("inf")
+    if factor > spec.max_oversample:
+        at_least = math.ceil(needed / spec.max_oversample)
+        raise MixError(
+            f"{message}: {factor:,.1f}x oversampling is over max_oversample {spec.max_oversample:g}; "
+            f"give it at least {at_least:,} {unit} ({needed:,.0f} to use each once), lower the share or "
+            "the total, or raise max_oversample"
+        )
     if spec.on_small_source == "fail":
         raise MixError(
             f"{message} (on_small_source is 'fail'; lower the share or the total, or allow 'oversample')"
         )
-    warnings.append(f"{message}: oversampled (records repeat)")
+    warnings.append(f"{message}: oversampled {factor:.1f}x (records repeat)")
 
 
 def _plan_examples(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> None:
@@ -224,7 +235,7 @@ def _plan_examples(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> 
     )
     total = domain_count + sum(category_counts.values())
     if domain_count > available:
-        _too_small(spec, "the domain data", f"{domain_count} records", f"{available}", warnings)
+        _too_small(spec, "the domain data", domain_count, available, "records", warnings)
         domain.oversampled = True
     domain.target_share = spec.domain_percent
     domain.target_units = Fraction(total) * Fraction(spec.domain_percent) / 100
@@ -240,7 +251,7 @@ def _plan_examples(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> 
                 f"{', '.join(item.name for item in members) or 'none'})"
             )
         if needed > sum(sizes):
-            _too_small(spec, f"general category {category!r}", f"{needed} records", f"{sum(sizes)}", warnings)
+            _too_small(spec, f"general category {category!r}", needed, sum(sizes), "records", warnings)
         counts = allocation.split_by_size(needed, sizes)
         share = Fraction(spec.general_percent) * Fraction(percent) / 100
         for item, count, size in zip(members, counts, sizes, strict=True):
@@ -267,9 +278,7 @@ def _plan_tokens(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> No
         domain.chosen = choose_examples(rng_for(spec.seed, DOMAIN), pool, len(pool))
     else:
         if domain_target > domain_tokens:
-            _too_small(
-                spec, "the domain data", f"{float(domain_target):.0f} tokens", f"{domain_tokens}", warnings
-            )
+            _too_small(spec, "the domain data", float(domain_target), domain_tokens, "tokens", warnings)
             domain.oversampled = True
         domain.chosen = choose_tokens(rng_for(spec.seed, DOMAIN), pool, domain.scan.tokens, domain_target)
     grouped = _by_category(inputs)
@@ -282,13 +291,7 @@ def _plan_tokens(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> No
                 f"{', '.join(item.name for item in members) or 'none'})"
             )
         if target > sum(sizes):
-            _too_small(
-                spec,
-                f"general category {category!r}",
-                f"{float(target):.0f} tokens",
-                f"{sum(sizes)}",
-                warnings,
-            )
+            _too_small(spec, f"general category {category!r}", float(target), sum(sizes), "tokens", warnings)
         for item, item_target, size in zip(
             members, allocation.split_fraction_by_size(target, sizes), sizes, strict=True
         ):

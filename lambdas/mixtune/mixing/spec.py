@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from mixtune import storage
+from mixtune.mixing.allocation import split_examples
 
 Unit = Literal["examples", "tokens"]
 OnSmallSource = Literal["oversample", "fail"]
@@ -54,6 +55,12 @@ class MixSpec(BaseModel):
     on_small_source: OnSmallSource = Field(
         default="oversample",
         description="A source smaller than its allocation: repeat records (recorded as a warning) or fail.",
+    )
+    max_oversample: float = Field(
+        default=4.0,
+        ge=1.0,
+        description="Most times a source's records may repeat to fill its share; beyond it the mix fails "
+        "and says how many records are needed.",
     )
     total: int | None = Field(
         default=None,
@@ -101,6 +108,13 @@ class MixSpec(BaseModel):
     @property
     def general_percent(self) -> float:
         return 100.0 - self.domain_percent
+
+    def general_records_needed(self, domain_records: int) -> dict[str, int]:
+        """Records each general category needs (each used once) for a domain file of
+        ``domain_records`` records, in examples mode: what self-rehearsal must generate."""
+        if self.unit != "examples":
+            raise SpecError("general_records_needed counts records: the spec's unit is tokens")
+        return split_examples(domain_records, self.domain_percent, self.active_categories(), self.total)[1]
 
     def active_categories(self) -> dict[str, float]:
         """Categories with a positive share, in a stable (sorted) order."""

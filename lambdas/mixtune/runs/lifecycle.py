@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mixtune import layout, storage
+from mixtune import layout
 from mixtune.errors import IllegalTransition, RunAlreadyExists, RunConfigError
 from mixtune.observability import logger, metrics
 from mixtune.runs.ending import announce_once, fail_run
@@ -30,7 +30,7 @@ from mixtune.runs.model import (
 )
 from mixtune.runs.preparation import request_preparation
 from mixtune.runs.repository import RunsRepository
-from mixtune.runs.validation import run_config_for, runnable_data
+from mixtune.runs.validation import run_config_for
 from mixtune.settings import get_settings
 
 
@@ -130,10 +130,6 @@ def prepare_data(run: Run) -> Run:
             folder,
             PrepareOptions.for_training(run.config.prepare, run.config.train.max_length),
         )
-        checked = runnable_data(report)
-        if checked is not report:  # the stored report says why too
-            storage.write_bytes(layout.prepare_report(folder), checked.model_dump_json(indent=2).encode())
-            report = checked
     except DatasetError as exc:
         run = conclude(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
     else:

@@ -25,7 +25,7 @@ from mixtune.runs.model import RunConfig
 from mixtune.settings import Settings
 
 if TYPE_CHECKING:
-    from mixtune.dataprep.report import PrepareReport
+    pass
 
 # Step Functions standard workflows: an execution's history holds at most 25,000 events
 # (AWS Step Functions Developer Guide, "Quotas related to state machine executions"). Each
@@ -210,24 +210,6 @@ def number_problems(
             if bounds and not bounds[0] <= value <= bounds[1]:
                 problems.append(f"{where}: {value:g} is outside [{bounds[0]:g}, {bounds[1]:g}]")
     return problems
-
-
-def runnable_data(report: PrepareReport) -> PrepareReport:
-    """A prepared dataset a run can use: at least one training and one eval record (a run
-    trains on the train split and scores on the eval split; one record used to pass prepare
-    and fail at Mix). An accepted report that falls short comes back rejected, with why."""
-    counts, eval_share = report.counts, report.options.eval_share
-    if (
-        not report.accepted
-        or not counts.kept
-        or (counts.train >= 1 and (counts.eval >= 1 or eval_share == 0))
-    ):
-        return report
-    reason = (
-        f"{counts.kept} record(s) kept give {counts.train} train / {counts.eval} eval: a run needs at least"
-        f" 1 training and 1 eval record (eval_share {eval_share:g})"
-    )
-    return report.model_copy(update={"accepted": False, "reasons": [*report.reasons, reason]})
 
 
 def history_events(max_polls: int) -> int:
