@@ -117,9 +117,9 @@ def test_a_one_record_dataset_is_rejected_before_mix_with_the_minimum_in_its_rep
     etag = _put(stack, "incoming/tiny.jsonl", [{"text": "my card is lost", "intent": "lost_card"}])
     (result,) = _invoke_prepare(stack, _event("incoming/tiny.jsonl", etag))["results"]
     assert result["status"] == "REJECTED"
-    assert "at least 1 training and 1 eval record" in result["summary"]
+    assert "too small to split" in result["summary"]
     assert stack.executions() == []
     run = stack.repo().get(result["run_id"])
     report = json.loads(storage.read_bytes(run.lineage.report_uri))
     assert report["accepted"] is False
-    assert any("at least 1 training and 1 eval record" in reason for reason in report["reasons"])
+    assert any("too small to split" in reason for reason in report["reasons"])
