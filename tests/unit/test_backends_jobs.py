@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixtune.backends import get_backend
+import pytest
+
+from mixtune.backends import BackendError, get_backend
 from mixtune.backends.hyperpod import HyperPodBackend
 from mixtune.backends.jobs import job_spec
 from mixtune.runs.model import RunConfig
@@ -93,6 +95,8 @@ def test_the_hyperpod_settings_reach_the_manifest() -> None:
     } in pod["volumes"]
     other = get_backend("hyperpod", Settings(**{**settings.model_dump(), "hyperpod_launcher": "torchrun"}))
     assert isinstance(other, HyperPodBackend)
+    with pytest.raises(BackendError, match="torchrun cannot join 4 HyperPod nodes"):
+        other.manifest(specs(settings, instance_type="ml.p5.48xlarge", node_count=4)["train"])
     spec = specs(settings, instance_type="ml.p5.48xlarge")["train"]
     assert other.manifest(spec)["spec"]["replicaSpecs"][0]["template"]["spec"]["containers"][0][
         "command"

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mixtune.backends.base import JobSpec
+from mixtune.backends.base import BackendError, JobSpec
 from mixtune.instances import find_instance_type, pod_resources, quantity
 
 API_GROUP = "sagemaker.amazonaws.com"
@@ -71,6 +71,12 @@ def checkpoint_location(spec: JobSpec, pod: PodSettings) -> str:
 
 def job_config(spec: JobSpec, pod: PodSettings) -> dict[str, Any]:
     """The flat HyperPod CLI job configuration (schema vocabulary) for ``spec``."""
+    if pod.launcher.rsplit("/", 1)[-1] == "torchrun" and spec.node_count > 1:
+        # Plain torchrun gets no rendezvous endpoint here: every node would be its own rank 0.
+        raise BackendError(
+            f"{spec.job_name}: torchrun cannot join {spec.node_count} HyperPod nodes; use the elastic "
+            f"agent (MIXTUNE_HYPERPOD_LAUNCHER={DEFAULT_LAUNCHER}) or one node"
+        )
     gpus = spec.gpus()
     procs = spec.processes_per_node()
     environment = spec.job_environment(checkpoint_uri=False)
