@@ -45,27 +45,11 @@ class StorageStack(Stack):
             policy=_key_policy(),
         )
         # CloudWatch alarms publish to the encrypted topic: the service needs the key for that.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToUseTheTopicKey",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],  # in a key policy, "*" means this key
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-            )
-        )
+        self._let_service_use_key("AllowCloudWatchAlarmsToUseTheTopicKey", "cloudwatch.amazonaws.com")
         if config.schedules or config.upload_trigger == "eventbridge":
             # EventBridge delivers undeliverable events (schedules, uploads) to the encrypted
             # dead-letter queues.
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="AllowEventBridgeToUseTheDeadLetterQueueKey",
-                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],  # in a key policy, "*" means this key
-                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-                )
-            )
+            self._let_service_use_key("AllowEventBridgeToUseTheDeadLetterQueueKey", "events.amazonaws.com")
 
         self.log_bucket = s3.Bucket(
             self,
@@ -157,6 +141,18 @@ class StorageStack(Stack):
             ("DataKeyArn", self.key.key_arn, "The customer-managed key of every bucket, table and topic"),
         ):
             CfnOutput(self, output_id, value=value, description=description)
+
+    def _let_service_use_key(self, sid: str, service: str) -> None:
+        """An AWS service acting for this account may encrypt and decrypt with the data key."""
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.ServicePrincipal(service)],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
 
     def _data_bucket(self, construct_id: str, purpose: str, removal: RemovalPolicy) -> s3.Bucket:
         return s3.Bucket(
