@@ -77,7 +77,7 @@ def test_a_failed_run_gets_a_report_naming_the_failed_step_and_its_cause(stack: 
 
 
 def test_a_run_the_gate_refuses_gets_a_report_with_the_gate_reasons(stack: Any) -> None:
-    stack.plan.tuned = {"f1": 0.9, "mmlu": 0.40}
+    stack.plan.tuned = {"domain": 1.0, "mmlu": 0.40}
     _, run = run_to_end(stack)
     assert run.status == "REJECTED_BY_GATE"
     (message,) = stack.messages()

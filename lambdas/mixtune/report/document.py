@@ -219,16 +219,26 @@ def gate_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
     gate = summary.gate
     if gate is None:
         return None
-    tone: Tone = "good" if gate.promote else "bad"
-    verdict = "promote" if gate.promote else "refuse"
-    shown = gate.reasons == summary.verdict.reasons
+    decisions: dict[str | None, tuple[str, Tone]] = {
+        "PROMOTE": ("promote", "good"),
+        "REJECT": ("refuse", "bad"),
+        "INCONCLUSIVE": ("inconclusive: the eval sets are too small to decide", "warn"),
+    }
+    verdict, tone = decisions.get(gate.verdict) or (
+        ("promote", "good") if gate.promote else ("refuse", "bad")
+    )
+    shown = gate.reasons == summary.verdict.reasons[: len(gate.reasons)]
     blocks: list[Block] = [
         Paragraph(f"The gate's decision: {verdict}" + (", for the reasons above." if shown else "."), tone)
     ]
-    if gate.reasons and gate.reasons != summary.verdict.reasons:
+    if gate.reasons and not shown:
         blocks.append(Bullets(gate.reasons))
     if gate.comparable is False:
-        blocks.append(Paragraph("The two evaluations are not comparable (their configs differ).", "bad"))
+        blocks.append(
+            Paragraph(
+                "The two evaluations are not comparable (see the reasons): the gate refused them.", "bad"
+            )
+        )
     policy = [(name, value) for name, value in gate.policy.items() if value is not None]
     if policy:
         blocks.append(
