@@ -32,6 +32,7 @@ BUILD_CONTEXT = [
     "**/*.egg-info",
 ]
 
+
 class TrainingImageUnavailable(ValueError):
     """A backend needs the training image and the app can neither name nor build one."""
 
