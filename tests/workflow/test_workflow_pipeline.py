@@ -177,11 +177,14 @@ def test_an_eval_set_too_small_for_the_budget_ends_inconclusive_recorded_and_not
     """40 MMLU questions, one answer lost (a 2.5-point drop): its interval spans the 1-point
     budget, so the gate cannot decide. The run ends INCONCLUSIVE (not promoted, not refused),
     says how many questions would decide, and was warned of it before training."""
+    from mixtune.observability import metrics
     from mixtune.settings import get_settings
 
     small = {"evaluation": {"mmlu_subjects": ["marketing"], "mmlu_limit_per_subject": 40}}
     monkeypatch.setenv("MIXTUNE_DEFAULT_RUN_CONFIG", json.dumps(small))
     get_settings.cache_clear()
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
     stack.plan.tuned = {"domain": 1.0, "mmlu": 0.475}
     execution, run = run_to_end(stack)
     assert execution["status"] == "SUCCEEDED"  # the pipeline worked; the gate could not decide
@@ -199,3 +202,29 @@ def test_an_eval_set_too_small_for_the_budget_ends_inconclusive_recorded_and_not
     assert message["Message"]["items_needed"] == {"mmlu": needed}
     assert message["Message"]["verdict"] == "INCONCLUSIVE"
     assert stack.repo().get_promoted("tiny") is None
+    assert "RunsInconclusive" in counted
+    assert not {"RunsPromoted", "RunsRejectedByGate"} & set(counted)
+    # `mixtune runs show` and the report say so, with the scores' intervals
+    shown = _runs_show(stack, run)
+    assert f"{run.run_id}" in shown and "INCONCLUSIVE" in shown
+    assert "MMLU accuracy" in shown and "0.500 [" in shown and "-2.5 pts [" in shown
+    assert f"items that would decide: MMLU: ~{needed:,} items" in shown
+    assert "warning:" in shown  # the sizing, as recorded before training
+    summary = json.loads(
+        stack.client("s3")
+        .get_object(Bucket="mixtune-work", Key=f"reports/{run.run_id}/summary.json")["Body"]
+        .read()
+    )
+    assert summary["verdict"]["headline"].startswith("Inconclusive")
+
+
+def _runs_show(stack: Any, run: Any) -> str:
+    """What `mixtune runs show` prints for the run, from what GET /runs/{id} answers."""
+    from rich.console import Console
+
+    from mixtune.api.models import RunDetail
+    from mixtune.commands.runs import print_run
+
+    console = Console(record=True, width=200)
+    print_run(RunDetail.of(stack.repo().get(run.run_id), None).model_dump(mode="json"), console)
+    return console.export_text()

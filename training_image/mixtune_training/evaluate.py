@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from mixtune.evaluation import (
     gold_labels,
     match_label,
 )
+from mixtune.evaluation.comparability import library_versions
 from mixtune.evaluation.metrics import label_codes, per_item_freeform
 from mixtune.evaluation.mmlu import MmluQuestion, load_mmlu, question_id, score, split_shots
 from mixtune.evaluation.stats import ratio_standard_error
@@ -128,16 +128,6 @@ class ModelScorer:
         device = parameter.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
         return {"dtype": str(parameter.dtype).removeprefix("torch."), "device": name, **library_versions()}
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for package in ("torch", "transformers", "peft", "mixtune"):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[package] = "not installed"
-    return out
 
 
 def item_id(record: ConversationRecord) -> str:

@@ -8,8 +8,9 @@ part only after it:
   (``EvalConfig.scoring_setup()``: task, limits, ``max_new_tokens``, the MMLU source, subjects,
   limits and shots, batch and length), the content hashes of the eval data (not where it is:
   two runs on the same eval split share a baseline, two runs on different splits never do), and
-  what decides the runtime: the backend, the instance type and the training image. A baseline is
-  cached and reused under this key only.
+  what decides the runtime: the backend, the instance type and the training image (for the
+  local backend, whose jobs run in the service's own environment, the library versions
+  themselves). A baseline is cached and reused under this key only.
 * **after** (Record, :func:`differences`): what the two jobs recorded in ``eval.json``: the
   config hash, the data hashes, the item ids actually scored (an ``auto`` MMLU source is resolved
   on the job's machine), dtype, device and library versions. Any mismatch makes the results not
@@ -20,6 +21,7 @@ part only after it:
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from typing import Any
 
 import orjson
@@ -29,7 +31,20 @@ from mixtune.evaluation.result import EVAL_SCHEMA_VERSION, EvalResult
 
 # What an evaluation job records of its runtime (eval.json "runtime"); every key both sides
 # recorded must match.
-RUNTIME_KEYS = ("dtype", "device", "torch", "transformers", "peft", "mixtune")
+LIBRARIES = ("torch", "transformers", "peft", "mixtune")
+RUNTIME_KEYS = ("dtype", "device", *LIBRARIES)
+
+
+def library_versions() -> dict[str, str]:
+    """The scoring libraries' versions in this environment, read from package metadata (nothing
+    is imported: a Lambda may call it)."""
+    out = {}
+    for package in LIBRARIES:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
 
 
 class BaselineKey(BaseModel):

@@ -125,6 +125,18 @@ def count(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
+def score_cells(row: ScoreRow) -> list[str]:
+    """One score as shown everywhere (report, demo, ``runs show``): metric, base and tuned with
+    their 95 % intervals, the change with its paired interval, items."""
+    return [
+        row.name,
+        number(row.base) + interval(row.base_interval),
+        number(row.tuned) + interval(row.tuned_interval),
+        change(row),
+        count(row.n),
+    ]
+
+
 def records_used(selected: int | None, available: int | None) -> str:
     if selected is not None and available is not None and selected > available:
         return f"{count(selected)} ({count(available)} available, repeated)"
@@ -164,13 +176,7 @@ def scores_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
         return None
     has_intervals = any(r.base_interval or r.tuned_interval or r.delta_interval for r in summary.scores)
     rows = [
-        [
-            Cell(row.name),
-            Cell(number(row.base) + interval(row.base_interval)),
-            Cell(number(row.tuned) + interval(row.tuned_interval)),
-            Cell(change(row), row.tone),
-            Cell(count(row.n)),
-        ]
+        [Cell(text, row.tone if column == 3 else None) for column, text in enumerate(score_cells(row))]
         for row in summary.scores
     ]
     blocks: list[Block] = [
@@ -192,7 +198,7 @@ def scores_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
         notes.append("Brackets hold 95% intervals; a change whose interval holds zero is shown as no change.")
     if summary.baseline_cached:
         notes.append(
-            "The base model's scores were cached from an earlier run with the same evaluation config."
+            "The base model's scores were cached from an earlier run on the same eval data, scored the same way."
         )
     blocks.append(Paragraph(" ".join(notes)))
     bars = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mixtune import layout, storage
 from mixtune.backends.jobs import backend_of, eval_config
 from mixtune.evaluation import EvalResult, GatePolicy
-from mixtune.evaluation.comparability import BaselineKey
+from mixtune.evaluation.comparability import BaselineKey, library_versions
 from mixtune.evaluation.comparison import compare
 from mixtune.evaluation.gate import Verdict
 from mixtune.observability import logger, metrics, traced
@@ -47,12 +47,18 @@ def baseline_key(run: Run, settings: Settings) -> BaselineKey:
         base_model=evaluation.base_model,
         scoring=evaluation.scoring_setup(),
         data_sha256={name: data_sha256(run, uri) for name, uri in files.items() if uri},
-        runtime={
-            "backend": backend_of(config, settings),
-            "instance_type": config.instance_type or "",
-            "image": settings.training_image_uri,
-        },
+        runtime=runtime_key(backend_of(config, settings), config.instance_type or "", settings),
     )
+
+
+def runtime_key(backend: str, instance_type: str, settings: Settings) -> dict[str, str]:
+    """What decides the device and libraries an evaluate job runs with: on a cloud backend the
+    instance type and the training image; the local backend's jobs run in this environment, so
+    its library versions."""
+    runtime = {"backend": backend, "instance_type": instance_type, "image": settings.training_image_uri}
+    if backend == "local":
+        runtime.update(library_versions())
+    return runtime
 
 
 @traced
