@@ -26,6 +26,7 @@ GENERAL_PREFIX = "general"
 QUEUE_NAME = "mixtune-demo-events"
 # The pipeline worked and the gate decided (or said its eval sets cannot): the demo succeeded.
 GATE_OUTCOMES = ("SUCCEEDED", "REJECTED_BY_GATE", "INCONCLUSIVE")
+TABLE_WIDTH = 110
 
 
 class DemoPlan(BaseModel):
@@ -363,7 +364,8 @@ class Demo:
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in summary.scores:
             table.add_row(*score_cells(row))
-        self.console.print(table)
+        # intervals make the table wider than the 80 columns rich assumes off a terminal (a log)
+        self.console.print(table, width=None if self.console.is_terminal else TABLE_WIDTH)
         self.console.print("[dim]brackets: 95% intervals (the change's is paired, base vs tuned)[/dim]")
         for reason in summary.verdict.reasons:
             self.console.print(f"  {reason}")
