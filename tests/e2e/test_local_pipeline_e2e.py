@@ -267,12 +267,15 @@ def test_runs_commands_read_the_local_api(cloud: LocalState, uploads: dict[str, 
     run_id = uploads["run_id"]
     wait_for_run(cloud, run_id)
 
-    shown = _mixtune("runs", "show", run_id, "--endpoint", cloud.api_endpoint)
+    shown = _mixtune("runs", "show", run_id, "--json", "--endpoint", cloud.api_endpoint)
+    readable = _mixtune("runs", "show", run_id, "--endpoint", cloud.api_endpoint)
     listed = _mixtune("runs", "list", "--state-dir", cloud.state_dir, "--dataset", "support", "--json")
     missing = _mixtune("runs", "show", "no-such-run", "--endpoint", cloud.api_endpoint)
 
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["run_id"] == run_id
+    assert readable.returncode == 0, readable.stderr
+    assert run_id in readable.stdout and "MMLU accuracy" in readable.stdout and "gate:" in readable.stdout
     assert listed.returncode == 0, listed.stderr
     assert [run["run_id"] for run in json.loads(listed.stdout)["runs"]] == [run_id]
     assert missing.returncode == 2 and "no run" in missing.stderr

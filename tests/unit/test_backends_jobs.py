@@ -108,3 +108,13 @@ def test_the_launcher_setting_is_read_from_the_environment(monkeypatch: Any) -> 
     assert Settings().hyperpod_launcher == "torchrun"
     monkeypatch.delenv("MIXTUNE_HYPERPOD_LAUNCHER")
     assert Settings().hyperpod_launcher == "hyperpodrun"
+
+
+def test_the_services_mmlu_source_reaches_evaluate_jobs_of_runs_left_at_auto() -> None:
+    settings = Settings(**{**SETTINGS.model_dump(), "mmlu_source": "s3://work/eval/mmlu.jsonl"})
+    for kind in ("evaluate_tuned", "evaluate_baseline"):
+        assert argument(specs(settings)[kind], "--mmlu-source") == "s3://work/eval/mmlu.jsonl"
+        # a run's own source wins; a service without one leaves the job to resolve "auto"
+        own = specs(settings, evaluation={"mmlu_source": "s3://mine/mmlu/"})
+        assert argument(own[kind], "--mmlu-source") == "s3://mine/mmlu/"
+        assert "--mmlu-source" not in specs()[kind].arguments  # the job's default: auto

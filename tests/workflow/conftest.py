@@ -42,45 +42,78 @@ class FakePlan:
     # The next status calls fail with these Lambda error types, one each (what a poll function
     # that died or ran out of time looks like to Step Functions).
     status_error_types: list[str] = field(default_factory=list)
-    baseline: dict[str, float] = field(default_factory=lambda: {"f1": 0.30, "mmlu": 0.50})
-    tuned: dict[str, float] = field(default_factory=lambda: {"f1": 0.80, "mmlu": 0.497})
+    # What each evaluation answers right: the first share of the domain items and MMLU questions
+    # (so base and tuned outcomes pair up). The evaluation itself is mixtune_training.evaluate's.
+    baseline: dict[str, float] = field(default_factory=lambda: {"domain": 0.0, "mmlu": 0.50})
+    tuned: dict[str, float] = field(default_factory=lambda: {"domain": 1.0, "mmlu": 0.497})
     submitted: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)  # job ids
     status_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def eval_result(f1: float, mmlu: float, adapter: str | None, config_hash: str = "h") -> Any:
-    """An eval.json with per-item outcomes, as mixtune-evaluate writes it: 20 domain items over two
-    labels (errors balanced between them, so macro-F1 equals ``f1``) and 1,000 MMLU questions,
-    the first ``mmlu * 1000`` right (so base and tuned answers pair up)."""
-    from mixtune.evaluation import DomainItems, DomainScores, EvalResult, classification_scores
-    from mixtune.evaluation.metrics import label_codes
-    from mixtune.evaluation.mmlu import score
+MMLU_QUESTIONS = 1000
+MMLU_SUBJECT = "marketing"
 
-    right = round(f1 * 10)
-    golds = ["a"] * 10 + ["b"] * 10
-    preds = ["a" if i < right else "b" for i in range(10)] + ["b" if i < right else "a" for i in range(10)]
-    labels = ["a", "b"]
-    correct = round(mmlu * 1000)
-    return EvalResult(
-        base_model="tiny",
-        adapter=adapter,
-        config={},
-        config_hash=config_hash,
-        domain=DomainScores(
-            task="classification",
-            n=20,
-            classification=classification_scores(golds, preds, labels),
-            items=DomainItems(
-                ids=[f"d{i}" for i in range(20)],
-                labels=labels,
-                gold=label_codes(golds, labels),
-                predicted=label_codes(preds, labels),
-            ),
-        ),
-        mmlu=score([("s", i < correct) for i in range(1000)], ids=[f"q{i}" for i in range(1000)]),
-    )
+
+def mmlu_jsonl() -> bytes:
+    """The service's MMLU source in the tests (uploaded to S3, ``MIXTUNE_MMLU_SOURCE``): synthetic
+    questions in cais/mmlu's shape, one subject."""
+    rows = [
+        {
+            "subject": MMLU_SUBJECT,
+            "question": f"Question {i}?",
+            "choices": ["w", "x", "y", "z"],
+            "answer": i % 4,
+        }
+        for i in range(MMLU_QUESTIONS)
+    ]
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+@dataclass
+class PlannedAnswer:
+    text: str
+    finished: bool = True
+
+
+class PlannedScorer:
+    """The model side of ``mixtune_training.evaluate`` (its ``Scorer``), answering by the plan:
+    the first ``share`` of the domain items (their gold answer) and MMLU questions right, the
+    rest wrong. Everything else (the eval split read from S3, item ids, task detection, label
+    mapping, scores, intervals, hashes) is the real evaluation code."""
+
+    def __init__(self, shares: dict[str, float]) -> None:
+        self.shares = shares
+
+    def max_new_tokens_for(self, labels: Any) -> int:
+        return 8
+
+    def answers(self, records: Any, max_new_tokens: int, batch_size: int) -> list[PlannedAnswer]:
+        right = round(self.shares["domain"] * len(records))
+        return [PlannedAnswer(r.final_answer if i < right else "no idea") for i, r in enumerate(records)]
+
+    def mmlu_choices(self, questions: Any, shots: Any, batch_size: int, max_length: int) -> list[int]:
+        right = round(self.shares["mmlu"] * len(questions))
+        return [q.answer if i < right else (q.answer + 1) % 4 for i, q in enumerate(questions)]
+
+    def losses(self, records: Any, batch_size: int, max_length: int) -> list[tuple[float, int] | None]:
+        return [(2.0, 4) for _ in records]
+
+    def runtime(self) -> dict[str, str]:
+        return {"dtype": "float32", "device": "fake", "torch": "fake", "transformers": "fake", "peft": "fake"}
+
+
+def evaluate_job(spec: Any, shares: dict[str, float]) -> None:
+    """What the evaluate entry point does with the job's arguments, with a planned model."""
+    from mixtune import storage
+    from mixtune.training_config import EvalConfig
+    from mixtune_training import evaluate
+    from mixtune_training.common import config_from_args
+
+    config = config_from_args(EvalConfig, evaluate.build_parser().parse_args(spec.arguments))
+    result = evaluate.evaluate(config, PlannedScorer(shares))
+    storage.write_bytes(evaluate.eval_json_uri(config.output), result.to_json())
 
 
 class FakeBackend:
@@ -102,10 +135,7 @@ class FakeBackend:
             storage.write_bytes(storage.join(out, "adapter", "adapter_config.json"), b"{}")
             storage.write_bytes(storage.join(out, "metrics.json"), b'{"train_loss": 1.0}')
         else:
-            numbers = self.plan.baseline if step == "evaluate_baseline" else self.plan.tuned
-            adapter = None if step == "evaluate_baseline" else "adapter"
-            result = eval_result(numbers["f1"], numbers["mmlu"], adapter)
-            storage.write_bytes(storage.join(out, "eval.json"), result.to_json())
+            evaluate_job(spec, self.plan.baseline if step == "evaluate_baseline" else self.plan.tuned)
         reason = self.plan.fail_steps.get(step)
         outcome = {"state": "FAILED", "reason": reason} if reason else {"state": "SUCCEEDED"}
         if step in self.plan.never_ending_steps:
@@ -245,8 +275,13 @@ def write_catalog(s3: Any, bucket: str) -> str:
     return f"s3://{bucket}/catalog/catalog.json"
 
 
+def write_mmlu(s3: Any, bucket: str) -> str:
+    s3.put_object(Bucket=bucket, Key="mmlu/mmlu.jsonl", Body=mmlu_jsonl())
+    return f"s3://{bucket}/mmlu/mmlu.jsonl"
+
+
 @pytest.fixture
-def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Stack]:
     import boto3
     from moto import mock_aws
 
@@ -296,6 +331,7 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "MIXTUNE_TOPIC_ARN": topic_arn,
             "MIXTUNE_STATE_MACHINE_ARN": state_machine_arn,
             "MIXTUNE_CATALOG_URI": write_catalog(clients["s3"], "mixtune-work"),
+            "MIXTUNE_MMLU_SOURCE": write_mmlu(clients["s3"], "mixtune-work"),
             "MIXTUNE_DEFAULT_BACKEND": FAKE_BACKEND,
             "MIXTUNE_BASE_MODEL": "tiny",
             "MIXTUNE_PLATFORM": "local",
@@ -305,6 +341,7 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "MIXTUNE_PREPARE_FUNCTION_NAME": function_name("prepare"),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
+        monkeypatch.setenv("MIXTUNE_CACHE", str(tmp_path / "cache"))  # the evaluate job's MMLU copy
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()

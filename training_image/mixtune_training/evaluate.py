@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mixtune import layout, storage
 from mixtune.evaluation import (
@@ -28,8 +29,9 @@ from mixtune.evaluation import (
     gold_labels,
     match_label,
 )
+from mixtune.evaluation.comparability import library_versions
 from mixtune.evaluation.metrics import label_codes, per_item_freeform
-from mixtune.evaluation.mmlu import load_mmlu, question_id, score, split_shots
+from mixtune.evaluation.mmlu import MmluQuestion, load_mmlu, question_id, score, split_shots
 from mixtune.evaluation.stats import ratio_standard_error
 from mixtune.records import ConversationRecord
 from mixtune.training_config import FREEFORM_MAX_NEW_TOKENS, EvalConfig
@@ -47,6 +49,85 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixtune-evaluate", description=__doc__.splitlines()[0])
     add_config_flags(parser, EvalConfig)
     return parser
+
+
+class Answer(Protocol):
+    text: str
+    finished: bool  # ended on its own before max_new_tokens
+
+
+class Scorer(Protocol):
+    """What scoring asks of the model: everything else (data, ids, labels, metrics, intervals,
+    hashes) is the same code whatever the model. :class:`ModelScorer` is the real one."""
+
+    def max_new_tokens_for(self, labels: Sequence[str]) -> int: ...
+
+    def answers(
+        self, records: Sequence[ConversationRecord], max_new_tokens: int, batch_size: int
+    ) -> Sequence[Answer]: ...
+
+    def mmlu_choices(
+        self,
+        questions: Sequence[MmluQuestion],
+        shots: dict[str, list[MmluQuestion]],
+        batch_size: int,
+        max_length: int,
+    ) -> list[int]: ...
+
+    def losses(
+        self, records: Sequence[ConversationRecord], batch_size: int, max_length: int
+    ) -> list[tuple[float, int] | None]: ...
+
+    def runtime(self) -> dict[str, str]: ...
+
+
+class ModelScorer:
+    """A causal LM (base, or base + merged LoRA adapter) and its tokenizer."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    @classmethod
+    def load(cls, config: EvalConfig) -> ModelScorer:
+        quiet_progress()
+        return cls(*load_scoring_model(config))
+
+    def max_new_tokens_for(self, labels: Sequence[str]) -> int:
+        return classification_max_new_tokens(self.tokenizer, list(labels))
+
+    def answers(
+        self, records: Sequence[ConversationRecord], max_new_tokens: int, batch_size: int
+    ) -> Sequence[Answer]:
+        from mixtune_training.scoring import generate_answers
+
+        return generate_answers(self.model, self.tokenizer, records, max_new_tokens, batch_size)
+
+    def mmlu_choices(
+        self,
+        questions: Sequence[MmluQuestion],
+        shots: dict[str, list[MmluQuestion]],
+        batch_size: int,
+        max_length: int,
+    ) -> list[int]:
+        from mixtune_training.scoring import answer_mmlu
+
+        return answer_mmlu(self.model, self.tokenizer, questions, shots, batch_size, max_length)
+
+    def losses(
+        self, records: Sequence[ConversationRecord], batch_size: int, max_length: int
+    ) -> list[tuple[float, int] | None]:
+        from mixtune_training.scoring import record_losses
+
+        return record_losses(self.model, self.tokenizer, records, batch_size, max_length)
+
+    def runtime(self) -> dict[str, str]:
+        """dtype, device and library versions: results from another runtime are not compared."""
+        import torch
+
+        parameter = next(self.model.parameters())
+        device = parameter.device
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+        return {"dtype": str(parameter.dtype).removeprefix("torch."), "device": name, **library_versions()}
 
 
 def item_id(record: ConversationRecord) -> str:
@@ -71,9 +152,7 @@ def classification_max_new_tokens(tokenizer: Any, labels: list[str]) -> int:
     return max(answer_token_count(tokenizer, label) for label in labels)
 
 
-def score_domain(model: Any, tokenizer: Any, config: EvalConfig) -> DomainScores:
-    from mixtune_training.scoring import generate_answers
-
+def score_domain(scorer: Scorer, config: EvalConfig) -> DomainScores:
     assert config.domain_data is not None
     records = load_records(config.domain_data, limit=config.domain_limit)
     golds = [record.final_answer.strip() for record in records]
@@ -87,11 +166,11 @@ def score_domain(model: Any, tokenizer: Any, config: EvalConfig) -> DomainScores
             gold_mapped = gold_labels(golds, labels)
         except UnknownGoldError as exc:
             raise TrainingError(str(exc)) from None
-        max_new_tokens = config.max_new_tokens or classification_max_new_tokens(tokenizer, labels)
+        max_new_tokens = config.max_new_tokens or scorer.max_new_tokens_for(labels)
     else:
         max_new_tokens = config.max_new_tokens or FREEFORM_MAX_NEW_TOKENS
     print(f"domain: {len(records)} items, {rule}; max_new_tokens {max_new_tokens}", flush=True)
-    generations = generate_answers(model, tokenizer, records, max_new_tokens, config.batch_size)
+    generations = scorer.answers(records, max_new_tokens, config.batch_size)
     predictions = [g.text for g in generations]
     finished = [g.finished for g in generations]
     common = {
@@ -117,9 +196,7 @@ def score_domain(model: Any, tokenizer: Any, config: EvalConfig) -> DomainScores
     return DomainScores(task="freeform", freeform=freeform_scores(golds, predictions), items=items, **common)
 
 
-def score_mmlu(model: Any, tokenizer: Any, config: EvalConfig) -> Any:
-    from mixtune_training.scoring import answer_mmlu
-
+def score_mmlu(scorer: Scorer, config: EvalConfig) -> Any:
     try:
         questions = load_mmlu(config.mmlu_source, "test", config.mmlu_subjects, config.mmlu_limit_per_subject)
         dev = load_mmlu(config.mmlu_source, "dev", config.mmlu_subjects) if config.mmlu_shots else []
@@ -128,7 +205,7 @@ def score_mmlu(model: Any, tokenizer: Any, config: EvalConfig) -> Any:
     scored, shots = split_shots(questions, dev, config.mmlu_shots)
     if not scored:
         raise TrainingError("no MMLU questions to score with this subset")
-    chosen = answer_mmlu(model, tokenizer, scored, shots, config.batch_size, config.max_length)
+    chosen = scorer.mmlu_choices(scored, shots, config.batch_size, config.max_length)
     return score(
         ((q.subject, c == q.answer) for q, c in zip(scored, chosen, strict=True)),
         config.mmlu_shots,
@@ -136,12 +213,10 @@ def score_mmlu(model: Any, tokenizer: Any, config: EvalConfig) -> Any:
     )
 
 
-def score_general(model: Any, tokenizer: Any, config: EvalConfig) -> GeneralLoss:
-    from mixtune_training.scoring import record_losses
-
+def score_general(scorer: Scorer, config: EvalConfig) -> GeneralLoss:
     assert config.general_data is not None
     records = load_records(config.general_data, limit=config.general_limit)
-    per_record = record_losses(model, tokenizer, records, config.batch_size, config.max_length)
+    per_record = scorer.losses(records, config.batch_size, config.max_length)
     kept = [(item_id(rec), r) for rec, r in zip(records, per_record, strict=True) if r is not None]
     sums = [r[0] for _, r in kept]
     tokens = [r[1] for _, r in kept]
@@ -167,18 +242,26 @@ def load_scoring_model(config: EvalConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def evaluate(config: EvalConfig) -> EvalResult:
-    quiet_progress()
+def data_hashes(config: EvalConfig) -> dict[str, str]:
+    """sha256 of each eval data file as read (the whole file; the limits are in the config)."""
+    files = {"domain": config.domain_data, "general": config.general_data}
+    return {name: storage.sha256_of(uri) for name, uri in files.items() if uri}
+
+
+def evaluate(config: EvalConfig, scorer: Scorer | None = None) -> EvalResult:
+    """Score the model of ``config`` (or ``scorer``: the model side only, e.g. a test's stand-in)."""
     started = time.monotonic()
-    model, tokenizer = load_scoring_model(config)
-    domain = score_domain(model, tokenizer, config) if config.domain_data else None
-    mmlu = score_mmlu(model, tokenizer, config) if config.mmlu else None
-    general = score_general(model, tokenizer, config) if config.general_data else None
+    scorer = scorer or ModelScorer.load(config)
+    domain = score_domain(scorer, config) if config.domain_data else None
+    mmlu = score_mmlu(scorer, config) if config.mmlu else None
+    general = score_general(scorer, config) if config.general_data else None
     return EvalResult(
         base_model=config.base_model,
         adapter=config.adapter,
         config=config.model_dump(mode="json", exclude={"base_model", "adapter", "output"}),
         config_hash=config.config_hash(),
+        data_sha256=data_hashes(config),
+        runtime=scorer.runtime(),
         domain=domain,
         mmlu=mmlu,
         general=general,

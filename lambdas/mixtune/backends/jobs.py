@@ -64,8 +64,16 @@ def eval_config(
             "adapter": adapter,
             "output": output_uri,
             "domain_data": config.evaluation.domain_data or layout.eval_split(prepared_uri),
+            "mmlu_source": mmlu_source_of(config, settings),
         }
     )
+
+
+def mmlu_source_of(config: RunConfig, settings: Settings) -> str:
+    """The run's MMLU source, else the service's (``MIXTUNE_MMLU_SOURCE``) for a run left at
+    ``auto``: on AWS the job has no repository beside it, so the service may point it at S3."""
+    source = config.evaluation.mmlu_source
+    return settings.mmlu_source if source == "auto" and settings.mmlu_source else source
 
 
 def job_spec(

@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="fetch the run's report page through its link, write it locally and print its path",
     )
+    show.add_argument("--json", action="store_true", help="print the API's JSON (the whole run record)")
     show.add_argument(
         "--out",
         default=".mixtune/reports",
@@ -137,8 +138,57 @@ def run_show(args: argparse.Namespace) -> int:
     if args.open:
         print(save_report_page(body, Path(args.out)))
         return 0
-    print(json.dumps(body, indent=2, sort_keys=False))
+    if args.json:
+        print(json.dumps(body, indent=2, sort_keys=False))
+        return 0
+    from rich.console import Console
+
+    print_run(body, Console())
     return 0
+
+
+def print_run(run: dict[str, Any], console: Any) -> None:
+    """A run as a person reads it: status, scores with their 95 % intervals, the gate's reasons,
+    what its eval sets can detect; ``--json`` gives everything else."""
+    from rich.table import Table
+
+    from mixtune.notifications import items_needed_text
+    from mixtune.report.document import score_cells
+    from mixtune.report.summary import score_rows
+
+    console.print(
+        f"run [bold]{run.get('run_id')}[/bold] ({run.get('dataset')}): [bold]{run.get('status')}[/bold]"
+        + (f", stage {run['stage']}" if run.get("stage") else "")
+    )
+    if run.get("summary"):
+        console.print(f"summary: {run['summary']}")
+    rows = score_rows(run.get("metrics"), {})
+    if rows:
+        table = Table()
+        for column in ("metric", "base", "tuned", "change", "n"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for row in rows:
+            table.add_row(*score_cells(row))
+        console.print(table)
+        console.print("brackets: 95% intervals (the change's is paired, base vs tuned)")
+    gate = run.get("gate") or {}
+    if gate:
+        console.print(f"gate: {gate.get('verdict') or ('PROMOTE' if gate.get('promote') else 'REJECT')}")
+        for reason in gate.get("reasons") or []:
+            console.print(f"  {reason}")
+        if gate.get("items_needed"):
+            console.print(f"  items that would decide: {items_needed_text(gate['items_needed'])}")
+    sizing = run.get("sizing") or {}
+    if sizing.get("lines"):
+        console.print("eval sets, before training:")
+        for line in sizing["lines"]:
+            console.print(f"  {line}")
+    failure = run.get("failure") or {}
+    if failure:
+        console.print(f"failed: {failure.get('error')}: {failure.get('cause')}")
+    report = (run.get("report") or {}).get("url")
+    if report:
+        console.print(f"report: {report}")
 
 
 def save_report_page(run: dict[str, Any], out: Path) -> Path:

@@ -12,8 +12,7 @@ from pydantic import BaseModel, Field
 from mixtune import layout
 from mixtune.report.inputs import parse_jsonl
 from mixtune.report.timeline import Phase, phases_from_history
-
-TERMINAL = {"REJECTED", "SUCCEEDED", "REJECTED_BY_GATE", "FAILED"}
+from mixtune.runs.model import TERMINAL
 
 
 class Snapshot(BaseModel):

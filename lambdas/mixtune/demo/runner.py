@@ -24,6 +24,9 @@ from mixtune.demo.follow import RunFollower, Snapshot
 DATASET_KEY = "incoming/support-intents.jsonl"
 GENERAL_PREFIX = "general"
 QUEUE_NAME = "mixtune-demo-events"
+# The pipeline worked and the gate decided (or said its eval sets cannot): the demo succeeded.
+GATE_OUTCOMES = ("SUCCEEDED", "REJECTED_BY_GATE", "INCONCLUSIVE")
+TABLE_WIDTH = 110
 
 
 class DemoPlan(BaseModel):
@@ -222,7 +225,7 @@ class Demo:
         page, summary = fetched
         self._print_result(summary, message, cloud)
         self.console.print(f"report: {page}  (report.md and summary.json beside it)")
-        return 0 if summary.status in ("SUCCEEDED", "REJECTED_BY_GATE") else 1
+        return 0 if summary.status in GATE_OUTCOMES else 1
 
     def _subscribe(self, cloud: Any) -> str:
         sqs = cloud.client("sqs")
@@ -253,9 +256,16 @@ class Demo:
 
         deadline = time.monotonic() + self.plan.timeout_s
         snap = Snapshot()
+        sized = False
         with Live(self._view(snap), console=self.console, refresh_per_second=2, transient=False) as live:
             while time.monotonic() < deadline:
                 snap = follower.snapshot()
+                sizing = (snap.run or {}).get("sizing")
+                if sizing and not sized:
+                    sized = True
+                    self.log("what the eval sets can detect, before training:")
+                    for line in sizing.get("lines") or []:
+                        self.console.print(f"  {line}")
                 live.update(self._view(snap))
                 if snap.done:
                     break
@@ -338,7 +348,7 @@ class Demo:
     def _print_result(self, summary: Any, message: dict[str, Any] | None, cloud: Any) -> None:
         from rich.table import Table
 
-        from mixtune.report.document import change, number
+        from mixtune.report.document import score_cells
 
         self.console.print(
             f"run {summary.run_id}: [bold]{summary.verdict.headline}[/bold] ({summary.status})"
@@ -349,11 +359,14 @@ class Demo:
             ("base", "right"),
             ("tuned", "right"),
             ("change", "right"),
+            ("n", "right"),
         ):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in summary.scores:
-            table.add_row(row.name, number(row.base), number(row.tuned), change(row))
-        self.console.print(table)
+            table.add_row(*score_cells(row))
+        # intervals make the table wider than the 80 columns rich assumes off a terminal (a log)
+        self.console.print(table, width=None if self.console.is_terminal else TABLE_WIDTH)
+        self.console.print("[dim]brackets: 95% intervals (the change's is paired, base vs tuned)[/dim]")
         for reason in summary.verdict.reasons:
             self.console.print(f"  {reason}")
         if summary.data and summary.data.counts:

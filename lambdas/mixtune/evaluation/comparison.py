@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel
@@ -9,7 +10,7 @@ from pydantic import BaseModel
 from mixtune.evaluation.gate import GateDecision, GatePolicy, decide_gate
 from mixtune.evaluation.paired import Delta, paired_deltas
 from mixtune.evaluation.result import EvalResult
-from mixtune.evaluation.stats import Interval
+from mixtune.evaluation.stats import DEFAULT_CONFIDENCE, Interval, z_value
 
 
 def _ends(interval: Interval | None, scale: float = 1.0) -> list[float] | None:
@@ -21,7 +22,7 @@ def _ends(interval: Interval | None, scale: float = 1.0) -> list[float] | None:
 
 def headline_metrics(result: EvalResult) -> dict[str, Any]:
     """The numbers a person compares, from one ``EvalResult``; ``*_ci`` are 95 % intervals [low, high]
-    in the same unit, ``general_loss_se`` a standard error."""
+    in the same unit (the general loss's is +-1.96 standard errors, ``general_loss_se``)."""
     out: dict[str, Any] = {"config_hash": result.config_hash}
     if result.domain is not None:
         out["domain_task"] = result.domain.task
@@ -29,6 +30,10 @@ def headline_metrics(result: EvalResult) -> dict[str, Any]:
         out["domain_n"] = result.domain.n
         if (ci := _ends(result.domain.headline_ci)) is not None:
             out["domain_f1_ci"] = ci
+        if (classification := result.domain.classification) is not None:
+            out["domain_accuracy"] = classification.accuracy
+            if (ci := _ends(classification.accuracy_ci)) is not None:
+                out["domain_accuracy_ci"] = ci
     if result.mmlu is not None:
         out["mmlu_accuracy"] = result.mmlu.micro_accuracy
         out["mmlu_n"] = result.mmlu.n
@@ -36,8 +41,14 @@ def headline_metrics(result: EvalResult) -> dict[str, Any]:
             out["mmlu_accuracy_ci"] = ci
     if result.general is not None:
         out["general_loss"] = result.general.loss
-        if result.general.se is not None:
+        out["general_n"] = result.general.n
+        if result.general.se is not None and math.isfinite(result.general.se):
             out["general_loss_se"] = result.general.se
+            half = z_value(DEFAULT_CONFIDENCE) * result.general.se
+            out["general_loss_ci"] = [
+                round(result.general.loss - half, 6),
+                round(result.general.loss + half, 6),
+            ]
     return out
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mixtune.evaluation.comparability import differences
 from mixtune.evaluation.paired import Delta, paired_deltas
 from mixtune.evaluation.result import EvalResult
 from mixtune.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, Interval
@@ -89,10 +90,14 @@ def decide_gate(
     """PROMOTE, REJECT or INCONCLUSIVE (see the module doc); ``deltas`` from
     :func:`mixtune.evaluation.paired.paired_deltas` when the caller has them already."""
     policy = policy or GatePolicy()
-    problem = _not_comparable(baseline, tuned)
-    if problem:
+    problems = differences(baseline, tuned)
+    if problems:
         return GateDecision(
-            verdict="REJECT", promote=False, comparable=False, rule=policy.rule, reasons=[problem]
+            verdict="REJECT",
+            promote=False,
+            comparable=False,
+            rule=policy.rule,
+            reasons=[f"not comparable: {problem}" for problem in problems],
         )
     if deltas is None:
         deltas = paired_deltas(
@@ -157,16 +162,6 @@ _LABELS: dict[CheckName, tuple[str, str, str]] = {  # what, unit, threshold word
     "general_drop": ("MMLU drop", "pts", "budget"),
     "general_loss_increase": ("general loss rise", "nats", "cap"),
 }
-
-
-def _not_comparable(baseline: EvalResult, tuned: EvalResult) -> str | None:
-    if baseline.config_hash != tuned.config_hash:
-        return f"eval configs differ ({baseline.config_hash} vs {tuned.config_hash}): not comparable"
-    if baseline.base_model != tuned.base_model:
-        return f"base models differ ({baseline.base_model} vs {tuned.base_model}): not comparable"
-    if baseline.adapter is not None:
-        return f"the baseline was scored with an adapter ({baseline.adapter}): not a base-model baseline"
-    return None
 
 
 def _check(

@@ -11,8 +11,10 @@ from mixtune.evaluation.metrics import ClassificationScores, FreeformScores
 from mixtune.evaluation.mmlu import MmluScores
 from mixtune.evaluation.stats import Interval
 
-# 2: intervals, per-item outcomes, the task rule. Files of version 1 still read (those fields None).
-EVAL_SCHEMA_VERSION = "mixtune-eval-2"
+# 2: intervals, per-item outcomes, the task rule. 3: the eval data's content hashes, the runtime
+# (dtype, device, library versions), a config hash without data locations. Older files still
+# read (those fields empty).
+EVAL_SCHEMA_VERSION = "mixtune-eval-3"
 
 
 class DomainItems(BaseModel):
@@ -72,7 +74,11 @@ class EvalResult(BaseModel):
     base_model: str
     adapter: str | None = None
     config: dict[str, Any]
-    config_hash: str
+    config_hash: str  # EvalConfig.config_hash(): the scoring setup, not where the data is
+    # sha256 of the eval data as read: "domain", "general" (the whole file; limits are in config)
+    data_sha256: dict[str, str] = {}
+    # what scored it: dtype, device, and the torch / transformers / peft / mixtune versions
+    runtime: dict[str, str] = {}
     domain: DomainScores | None = None
     mmlu: MmluScores | None = None
     general: GeneralLoss | None = None

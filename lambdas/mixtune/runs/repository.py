@@ -1,7 +1,7 @@
 """The runs table: the only code in the service that reads or writes it.
 
 One table, three kinds of item told apart by the partition key ``pk``:
-``run#<id>`` (a :class:`Run`), ``baseline#<base model>#<eval-config hash>`` (a cached
+``run#<id>`` (a :class:`Run`), ``baseline#<base model>#<baseline key>`` (a cached
 :class:`Baseline`) and ``promoted#<base model>`` (the adapter the gate last passed).
 Two sparse GSIs index runs only: ``by_dataset`` (dataset, created_at) and ``by_status``
 (status, created_at). :func:`table_definition` is the schema the CDK stack, the local
@@ -28,7 +28,7 @@ from mixtune.runs.model import (
 PARTITION_KEY = "pk"
 GSI_BY_DATASET = "by_dataset"
 GSI_BY_STATUS = "by_status"
-_RUN_FIELDS = ("stage", "summary", "metrics", "gate", "failure")
+_RUN_FIELDS = ("stage", "summary", "sizing", "metrics", "gate", "failure")
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class RunsRepository:
         """Move a run to ``status`` (refusing illegal moves) and set ``fields`` in the same write.
 
         ``lineage`` entries are merged into the stored lineage; ``fields`` may be
-        stage, summary, metrics, gate or failure.
+        stage, summary, sizing, metrics, gate or failure.
         """
         allowed = sorted(sources_of(status))
         if not allowed:
@@ -284,20 +284,20 @@ class RunsRepository:
 
     # ---- baselines and the promoted adapter ----------------------------------------------
     @staticmethod
-    def _baseline_pk(base_model: str, eval_config_hash: str) -> str:
-        return f"baseline#{base_model}#{eval_config_hash}"
+    def _baseline_pk(base_model: str, key: str) -> str:
+        return f"baseline#{base_model}#{key}"
 
-    def get_baseline(self, base_model: str, eval_config_hash: str) -> Baseline | None:
+    def get_baseline(self, base_model: str, key: str) -> Baseline | None:
         reply = self.client.get_item(
             TableName=self.table_name,
-            Key={PARTITION_KEY: {"S": self._baseline_pk(base_model, eval_config_hash)}},
+            Key={PARTITION_KEY: {"S": self._baseline_pk(base_model, key)}},
             ConsistentRead=True,
         )
         return Baseline.model_validate(self._plain(reply["Item"])) if "Item" in reply else None
 
     def put_baseline(self, baseline: Baseline) -> Baseline:
-        """Cache a baseline; the first one stored for a (model, eval-config hash) pair wins."""
-        pk = self._baseline_pk(baseline.base_model, baseline.eval_config_hash)
+        """Cache a baseline; the first one stored for a (model, baseline key) pair wins."""
+        pk = self._baseline_pk(baseline.base_model, baseline.key)
         try:
             self.client.put_item(
                 TableName=self.table_name,
@@ -306,9 +306,23 @@ class RunsRepository:
                 ExpressionAttributeNames={"#pk": PARTITION_KEY},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
-            existing = self.get_baseline(baseline.base_model, baseline.eval_config_hash)
+            existing = self.get_baseline(baseline.base_model, baseline.key)
             return existing or baseline
         return baseline
+
+    def drop_baseline(self, baseline: Baseline) -> bool:
+        """Remove a cached baseline found stale, only if it is still that one (same eval.json):
+        the next run scores the base model again. False when it was gone or replaced."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={PARTITION_KEY: {"S": self._baseline_pk(baseline.base_model, baseline.key)}},
+                ConditionExpression="eval_uri = :uri",
+                ExpressionAttributeValues={":uri": {"S": baseline.eval_uri}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def set_promoted(self, promoted: Promoted) -> None:
         self.client.put_item(

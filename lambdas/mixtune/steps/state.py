@@ -39,7 +39,7 @@ class JobSlot(_Step):
 class BaselineLookupOutput(_Step):
     cached: bool
     base_model: str
-    eval_config_hash: str
+    key: str  # the baseline key's digest (mixtune.evaluation.comparability.BaselineKey)
     output_uri: str | None = None  # folder holding eval.json, when cached
 
 
@@ -88,6 +88,7 @@ class RecordInput(ConfiguredStep):
 
 class RecordOutput(_Step):
     status: str
+    verdict: str  # the gate's: PROMOTE, REJECT or INCONCLUSIVE (the Gate state routes on it)
     gate_passed: bool
     gate: dict[str, Any]
 
