@@ -275,7 +275,8 @@ def test_runs_commands_read_the_local_api(cloud: LocalState, uploads: dict[str, 
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["run_id"] == run_id
     assert readable.returncode == 0, readable.stderr
-    assert run_id in readable.stdout and "MMLU accuracy" in readable.stdout and "gate:" in readable.stdout
+    assert run_id in readable.stdout and "gate: PROMOTE" in readable.stdout
+    assert "domain token F1" in readable.stdout and "0.000 [0.000, 0.000]" in readable.stdout, readable.stdout
     assert listed.returncode == 0, listed.stderr
     assert [run["run_id"] for run in json.loads(listed.stdout)["runs"]] == [run_id]
     assert missing.returncode == 2 and "no run" in missing.stderr

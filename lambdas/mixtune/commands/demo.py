@@ -27,9 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from mixtune.demo.runner import FULL, QUICK, Demo
+    from mixtune.report.console import output_console
 
     plan = QUICK if args.quick else FULL
     if args.train_steps:
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     # Set explicitly: a process started in the background inherits SIGINT ignored.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, interrupt)
-    console = Console()
+    console = output_console()
     console.rule(
         f"mixtune demo: {plan.base_model}, {plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix"
     )

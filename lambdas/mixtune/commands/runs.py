@@ -111,8 +111,9 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"runs": runs}, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from mixtune.report.console import output_console
 
     table = Table(title=f"{len(runs)} run(s)")
     for column in ("run id", "dataset", "status", "stage", "created"):
@@ -125,7 +126,7 @@ def run_list(args: argparse.Namespace) -> int:
             _fmt(run.get("stage")),
             _fmt(run.get("created_at")),
         )
-    Console().print(table)
+    output_console().print(table)
     return 0
 
 
@@ -141,19 +142,17 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2, sort_keys=False))
         return 0
-    from rich.console import Console
+    from mixtune.report.console import output_console
 
-    print_run(body, Console())
+    print_run(body, output_console())
     return 0
 
 
 def print_run(run: dict[str, Any], console: Any) -> None:
     """A run as a person reads it: status, scores with their 95 % intervals, the gate's reasons,
     what its eval sets can detect; ``--json`` gives everything else."""
-    from rich.table import Table
-
     from mixtune.notifications import items_needed_text
-    from mixtune.report.document import score_cells
+    from mixtune.report.console import print_scores
     from mixtune.report.summary import score_rows
 
     console.print(
@@ -164,13 +163,7 @@ def print_run(run: dict[str, Any], console: Any) -> None:
         console.print(f"summary: {run['summary']}")
     rows = score_rows(run.get("metrics"), {})
     if rows:
-        table = Table()
-        for column in ("metric", "base", "tuned", "change", "n"):
-            table.add_column(column, justify="left" if column == "metric" else "right")
-        for row in rows:
-            table.add_row(*score_cells(row))
-        console.print(table)
-        console.print("brackets: 95% intervals (the change's is paired, base vs tuned)")
+        print_scores(console, rows)
     gate = run.get("gate") or {}
     if gate:
         console.print(f"gate: {gate.get('verdict') or ('PROMOTE' if gate.get('promote') else 'REJECT')}")

@@ -26,7 +26,6 @@ GENERAL_PREFIX = "general"
 QUEUE_NAME = "mixtune-demo-events"
 # The pipeline worked and the gate decided (or said its eval sets cannot): the demo succeeded.
 GATE_OUTCOMES = ("SUCCEEDED", "REJECTED_BY_GATE", "INCONCLUSIVE")
-TABLE_WIDTH = 110
 
 
 class DemoPlan(BaseModel):
@@ -346,27 +345,12 @@ class Demo:
         return folder / layout.REPORT_HTML, RunSummary.model_validate_json(texts[layout.REPORT_SUMMARY])
 
     def _print_result(self, summary: Any, message: dict[str, Any] | None, cloud: Any) -> None:
-        from rich.table import Table
-
-        from mixtune.report.document import score_cells
+        from mixtune.report.console import print_scores
 
         self.console.print(
             f"run {summary.run_id}: [bold]{summary.verdict.headline}[/bold] ({summary.status})"
         )
-        table = Table()
-        for column, justify in (
-            ("metric", "left"),
-            ("base", "right"),
-            ("tuned", "right"),
-            ("change", "right"),
-            ("n", "right"),
-        ):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
-        for row in summary.scores:
-            table.add_row(*score_cells(row))
-        # intervals make the table wider than the 80 columns rich assumes off a terminal (a log)
-        self.console.print(table, width=None if self.console.is_terminal else TABLE_WIDTH)
-        self.console.print("[dim]brackets: 95% intervals (the change's is paired, base vs tuned)[/dim]")
+        print_scores(self.console, summary.scores)
         for reason in summary.verdict.reasons:
             self.console.print(f"  {reason}")
         if summary.data and summary.data.counts:
