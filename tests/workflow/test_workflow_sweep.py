@@ -79,7 +79,20 @@ def test_a_three_arm_sweep_shares_smoke_and_baseline_and_promotes_the_chosen_arm
     assert {"a1/train", "a2/train", "a3/train", "a3/smoke"} <= set(run.lineage.job_ids)
     (message,) = stack.messages()
     assert message["MessageAttributes"]["status"]["Value"] == "SUCCEEDED"
-    assert message["Message"]["metrics"]["sweep"]["chosen"] == "a2"
+    assert "promoted 75% domain" in message["Subject"]
+    body = message["Message"]["sweep"]
+    assert body["chosen"] == "a2" and body["chosen_mix"] == "75% domain"
+    assert [arm["arm"] for arm in body["arms"]] == ["a1", "a2", "a3"]
+    assert body["arms"][0]["verdict"] == "REJECT" and body["arms"][1]["domain_f1_points"] == pytest.approx(
+        60.0
+    )
+    assert "saved" in body["cost_text"]
+    # the report: the arms table and the trade-off plot beside the other sections
+    run = stack.repo().get(run.run_id)
+    bucket, key = run.lineage.run_report_uri.removeprefix("s3://").split("/", 1)
+    page = stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert "Sweep: 3 mixes" in page and "domain vs general, per arm" in page
+    assert "75% domain (chosen)" in page and "base model" in page
 
 
 def test_one_failed_arm_is_tolerated(sweep_stack: Any) -> None:
