@@ -158,7 +158,7 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_arms(run: dict[str, Any]) -> None:
+def print_arms(run: dict[str, Any], console: Any = None) -> None:
     """A sweep's arms as a table (after the run's JSON)."""
     from mixtune.sweeps.summary import ARM_COLUMNS, arm_table, cost_line, sweep_of
 
@@ -176,7 +176,7 @@ def print_arms(run: dict[str, Any]) -> None:
         table.add_column(column or "choice")
     for row in arm_table(sweep):
         table.add_row(*row)
-    console = Console()
+    console = console or Console()
     console.print(table)
     for reason in sweep.get("reasons", []):
         console.print(f"  {reason}", highlight=False)
