@@ -35,6 +35,14 @@ def test_partial_mix_specs_are_arms_laid_over_the_runs_mix() -> None:
         "categories": {"math": 100},
     }
     assert general_percent(sweep.arm("a2").mix) == 10
+    # an all-domain arm drops the run's general categories (MixSpec refuses shares at 100 %)
+    all_domain = SweepConfig.model_validate([100, 50]).arm("a1")
+    assert arm_mix_fields({"domain_percent": 75, "categories": {"rehearsal": 100}}, all_domain) == {
+        "domain_percent": 100
+    }
+    assert run_config_for(
+        {"mix": {"domain_percent": 75, "categories": {"rehearsal": 100}}, "sweep": [100, 50]}, settings()
+    ).sweep
     assert general_percent({}, {"domain_percent": 80}) == 20
 
 

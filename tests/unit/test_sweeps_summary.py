@@ -108,3 +108,21 @@ def test_the_tradeoff_plot_is_well_formed_svg_with_every_arm_the_base_and_the_fr
     assert len(list(root.iter("{http://www.w3.org/2000/svg}polyline"))) == 1  # the frontier
     circles = list(root.iter("{http://www.w3.org/2000/svg}circle"))
     assert len(circles) == 4  # three arms and the ring of the chosen one
+
+
+def test_runs_show_prints_the_arms_table_the_reasons_failures_and_cost() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mixtune.commands.runs import print_arms
+
+    out = io.StringIO()
+    print_arms({"metrics": sweep_metrics()}, Console(file=out, width=160))
+    text = out.getvalue()
+    assert "sweep: 3 arms, chosen: a2" in text
+    assert "100% domain" in text and "PROMOTE" in text and "REJECT" in text and "frontier" in text
+    assert "a3 failed: JobFailedError: out of memory" in text and "saved $0.70" in text
+    out = io.StringIO()
+    print_arms({"metrics": {"deltas": {}}}, Console(file=out))
+    assert out.getvalue() == ""  # not a sweep: nothing

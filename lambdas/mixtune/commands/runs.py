@@ -159,27 +159,39 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def print_arms(run: dict[str, Any], console: Any = None) -> None:
-    """A sweep's arms as a table (after the run's JSON)."""
+    """A sweep's arms as a table (after the run's JSON), the choice's reasons and the cost."""
     from mixtune.sweeps.summary import ARM_COLUMNS, arm_table, cost_line, sweep_of
 
     sweep = sweep_of(run.get("metrics"))
     if sweep is None:
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     chosen = sweep.get("chosen")
     table = Table(
-        title=f"sweep: {len(sweep['arms'])} arms, chosen: {chosen or 'none (no arm passed the gate)'}"
+        title=f"sweep: {len(sweep['arms'])} arms, chosen: {chosen or 'none (no arm passed the gate)'}",
+        box=box.SIMPLE,
     )
-    for column in ARM_COLUMNS:
-        table.add_column(column or "choice")
-    for row in arm_table(sweep):
-        table.add_row(*row)
+    # A terminal's table: no status (the gate column says FAILED) and no loss, short headers.
+    keep = [i for i, name in enumerate(ARM_COLUMNS) if name not in ("status", "general loss")]
+    short = {"domain F1": "F1", "domain Δ pts": "ΔF1", "MMLU Δ pts": "ΔMMLU", "est. $": "$"}
+    for i in keep:
+        table.add_column(short.get(ARM_COLUMNS[i], ARM_COLUMNS[i]) or "choice")
+    for row in arm_table(sweep, intervals=False):
+        if row[2] == "FAILED":
+            row[8] = "FAILED"  # its cause is printed under the table
+        table.add_row(*(row[i] for i in keep))
     console = console or Console()
     console.print(table)
     for reason in sweep.get("reasons", []):
         console.print(f"  {reason}", highlight=False)
+    for row in sweep["arms"]:
+        if failure := row.get("failure"):
+            console.print(
+                f"  {row['arm']} failed: {failure.get('error')}: {failure.get('cause')}", highlight=False
+            )
     if line := cost_line(sweep):
         console.print(f"  {line}", highlight=False)
 

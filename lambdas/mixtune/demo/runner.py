@@ -61,7 +61,8 @@ class DemoPlan(BaseModel):
             "prepare": {"eval_share": 0.15, "seed": 0},
             "mix": {
                 "domain_percent": self.domain_percent,
-                "categories": {rehearsal_category: 100},
+                # all domain (a sweep's single-run comparison): no general category to fill
+                "categories": {rehearsal_category: 100} if self.domain_percent < 100 else {},
                 "seed": 0,
             },
             "train": {

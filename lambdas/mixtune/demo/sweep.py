@@ -14,8 +14,19 @@ TRADEOFF_SVG = "tradeoff.svg"
 def sweep_plan(plan: DemoPlan, arms: list[float]) -> DemoPlan:
     """The plan as a sweep: each arm trains and is scored, two at a time, so the run takes
     about as long as the arms over two, plus the shared smoke run and baseline."""
+    # The arm with the most general data must not oversample the self-rehearsal set past the
+    # mixer's limit (4x): beside the domain's training records it takes domain x g / (1 - g)
+    # general ones, a quarter of them distinct, plus the held-out part that scores the loss.
+    domain = plan.records * 0.85
+    general = (100 - min(arms)) / 100
+    needed = int(domain * general / max(1 - general, 0.01) / 4) + 1 + plan.general_holdout
     return plan.model_copy(
-        update={"name": f"{plan.name}-sweep", "sweep": arms, "timeout_s": plan.timeout_s * (1 + len(arms))}
+        update={
+            "name": f"{plan.name}-sweep",
+            "sweep": arms,
+            "timeout_s": plan.timeout_s * (1 + len(arms)),
+            "rehearsal_prompts": max(plan.rehearsal_prompts, needed + needed // 4),
+        }
     )
 
 

@@ -117,8 +117,12 @@ def arm_run_key(run_id: str, arm_id: str) -> str:
 
 
 def arm_mix_fields(run_mix: dict[str, Any], arm: SweepArm) -> dict[str, Any]:
-    """The arm's mix: its fields over the run's (``categories`` replaced whole, not merged)."""
-    return {**run_mix, **arm.mix}
+    """The arm's mix: its fields over the run's (``categories`` replaced whole, not merged). An
+    all-domain arm that names no categories drops the run's: 100 means domain data only."""
+    fields = {**run_mix, **arm.mix}
+    if fields.get("domain_percent") == 100 and "categories" not in arm.mix:
+        fields.pop("categories", None)
+    return fields
 
 
 def poll_loops(arms: int) -> int:

@@ -47,8 +47,9 @@ def mark(row: dict[str, Any]) -> str:
     return "frontier" if row.get("on_frontier") else ""
 
 
-def arm_table(sweep: dict[str, Any]) -> list[list[str]]:
-    """One row per arm, in :data:`ARM_COLUMNS` order."""
+def arm_table(sweep: dict[str, Any], intervals: bool = True) -> list[list[str]]:
+    """One row per arm, in :data:`ARM_COLUMNS` order (``intervals``: scores with their 95 %
+    intervals; a terminal table leaves them out to fit)."""
     rows = []
     for row in sweep["arms"]:
         deltas = row.get("deltas") or {}
@@ -58,8 +59,8 @@ def arm_table(sweep: dict[str, Any]) -> list[list[str]]:
                 str(row.get("arm", "")),
                 str(row.get("label", "")),
                 str(row.get("status", "")),
-                _ci(row.get("domain_f1"), row.get("domain_f1_ci")),
-                _ci(row.get("mmlu_accuracy"), row.get("mmlu_accuracy_ci")),
+                _ci(row.get("domain_f1"), row.get("domain_f1_ci") if intervals else None),
+                _ci(row.get("mmlu_accuracy"), row.get("mmlu_accuracy_ci") if intervals else None),
                 _num(row.get("general_loss")),
                 _signed(deltas.get("domain_f1_points")),
                 _signed(deltas.get("mmlu_points")),
