@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import signal
 import tempfile
 import time
 from datetime import datetime
@@ -53,6 +54,12 @@ def main() -> int:
     parser.add_argument("--plan", choices=("quick", "full"), default="quick")
     parser.add_argument("--arms", default="100,75,50")
     args = parser.parse_args()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # so the local cloud stops its workers and jobs on the way out
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
     arms = [float(a) for a in args.arms.split(",")]
     base = QUICK if args.plan == "quick" else FULL
     sweep = sweep_plan(base, arms)
