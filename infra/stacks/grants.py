@@ -67,6 +67,7 @@ ACCESS: dict[str, DataAccess] = {
     "poll_job": DataAccess(work="read", work_keys="runs/*", runs="read_write"),
     "baseline_lookup": DataAccess(work="read", runs="read"),
     "record": DataAccess(work="read", runs="read_write"),
+    "record_sweep": DataAccess(work="read", runs="read_write"),
     "mark_failed": DataAccess(runs="read_write"),
     "on_failure": DataAccess(
         runs="read_write", publish=True, invoke_mark_failed=True, writes_reports=True, signs_report_links=True

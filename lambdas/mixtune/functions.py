@@ -51,6 +51,10 @@ FUNCTIONS: tuple[FunctionDef, ...] = (
     FunctionDef("poll_job", "mixtune.handlers.poll_job.handler", 60, 256, True),
     FunctionDef("baseline_lookup", "mixtune.handlers.baseline_lookup.handler", 30, 256, True, _RUNS),
     FunctionDef("record", "mixtune.handlers.record.handler", 60, 256, True, _RUNS),
+    # A sweep's arms against the baseline, the choice and what it cost (mixtune.steps.sweep).
+    FunctionDef(
+        "record_sweep", "mixtune.handlers.record_sweep.handler", 120, 512, True, (*_RUNS, "work_bucket")
+    ),
     FunctionDef("mark_failed", "mixtune.handlers.mark_failed.handler", 30, 256, True, _RUNS),
     FunctionDef(
         "notify", "mixtune.handlers.notify.handler", 30, 256, True, (*_RUNS, "topic_arn", "work_bucket")

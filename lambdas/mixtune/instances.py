@@ -205,3 +205,33 @@ def pod_resources(instance: InstanceType, gpus: int) -> PodResources:
 def quantity(value: float) -> str:
     """A Kubernetes quantity: ``24``, ``1890``, ``12.5``."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# On-demand SageMaker training prices in US dollars per instance-hour, us-east-1, as AWS's
+# SageMaker pricing page listed them when this table was written (they change: a deployment
+# overrides or extends them with MIXTUNE_INSTANCE_PRICES, a JSON mapping). Estimates only:
+# HyperPod clusters and savings plans are billed otherwise.
+ON_DEMAND_USD_PER_HOUR: dict[str, float] = {
+    "ml.g5.xlarge": 1.408,
+    "ml.g5.2xlarge": 1.515,
+    "ml.g5.4xlarge": 2.03,
+    "ml.g5.8xlarge": 3.06,
+    "ml.g5.12xlarge": 7.09,
+    "ml.g5.16xlarge": 4.096,
+    "ml.g5.24xlarge": 10.18,
+    "ml.g5.48xlarge": 20.36,
+    "ml.p4d.24xlarge": 37.688,
+    "ml.p5.48xlarge": 113.068,
+    "ml.m5.large": 0.115,
+    "ml.m5.xlarge": 0.23,
+    "ml.m5.2xlarge": 0.461,
+    "ml.c5.xlarge": 0.204,
+    "ml.c5.2xlarge": 0.408,
+}
+
+
+def hourly_price(name: str, overrides: dict[str, float] | None = None) -> float | None:
+    """US dollars per instance-hour (``overrides`` first), None when neither table has it."""
+    canonical = canonical_name(name)
+    table = {**ON_DEMAND_USD_PER_HOUR, **{canonical_name(k): v for k, v in (overrides or {}).items()}}
+    return table.get(canonical)

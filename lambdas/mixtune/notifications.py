@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from mixtune.errors import retryable_aws_errors
 from mixtune.report.links import ReportLink
 from mixtune.runs.model import Run, RunStatus
+from mixtune.sweeps.summary import sweep_message
 
 SUBJECT_MAX = 100  # SNS limit on email subjects
 
@@ -52,6 +53,7 @@ class RunMessage(BaseModel):
     failure: dict[str, str] | None = None
     uris: dict[str, Any] = Field(default_factory=dict)
     report: ReportLink | None = None  # the run's report page: S3 URI and presigned link
+    sweep: dict[str, Any] | None = None  # a sweep: the chosen mix, each arm's figures, the cost
 
 
 class Notification(BaseModel):
@@ -77,6 +79,9 @@ def _subject(run: Run) -> str:
             )
     elif run.status == RunStatus.FAILED and run.failure:
         detail = f" ({run.failure.error})"
+    chosen = (sweep_message(run.metrics) or {}).get("chosen_mix")
+    if chosen and run.status == RunStatus.SUCCEEDED:
+        verb = f"{verb} {chosen}"
     subject = f"mixtune {run.dataset}: {verb}{detail}"
     # SNS subjects: printable ASCII, no newlines, at most 100 characters.
     subject = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in subject)
@@ -101,6 +106,7 @@ def build_notification(run: Run, report: ReportLink | None = None) -> Notificati
         failure=run.failure.model_dump() if run.failure else None,
         uris=uris,
         report=report,
+        sweep=sweep_message(metrics),
     )
     return Notification(
         subject=_subject(run),

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # (an IAM user that may read reports/ only; empty: the function's own credentials sign).
     report_link_expiry_s: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
     report_signer_secret: str = ""
+    # US dollars per instance-hour, over mixtune.instances.ON_DEMAND_USD_PER_HOUR (a sweep's
+    # estimated cost per arm and in all): {"ml.g5.xlarge": 1.2, ...}.
+    instance_prices: dict[str, float] = {}
 
 
 ENV_PREFIX = Settings.model_config.get("env_prefix", "MIXTUNE_")

@@ -24,11 +24,17 @@ def asl() -> dict[str, Any]:
     return json.loads(load_definition())
 
 
-def walk(states: dict[str, Any], in_branch: bool = False) -> Iterator[tuple[str, dict[str, Any], bool]]:
+def walk(
+    states: dict[str, Any], in_branch: bool | str = False
+) -> Iterator[tuple[str, dict[str, Any], bool | str]]:
+    """Every state, with where it is: False (top level), True (a Parallel branch) or "map" (an
+    iteration of a sweep's Map, whose failures are caught inside it)."""
     for name, state in states.items():
         yield name, state, in_branch
         for branch in state.get("Branches", []):
             yield from walk(branch["States"], in_branch=True)
+        if "ItemProcessor" in state:
+            yield from walk(state["ItemProcessor"]["States"], in_branch="map")
 
 
 def test_every_task_has_a_timeout_and_retries_transient_errors_with_backoff(asl: dict[str, Any]) -> None:
@@ -49,6 +55,10 @@ def test_every_failure_path_reaches_mark_failed_then_a_failure_notice(asl: dict[
     for name, state, in_branch in walk(asl["States"]):
         if state["Type"] not in ("Task", "Parallel"):
             continue
+        if in_branch == "map":
+            # An arm's failure ends its iteration with the error; RecordSweep judges the sweep.
+            assert {c["Next"] for c in state.get("Catch", [])} == {"ArmFailed"}, name
+            continue
         if in_branch:
             assert "Catch" not in state, f"{name}: a branch error must reach the Parallel state's Catch"
             continue
@@ -63,10 +73,11 @@ def test_every_failure_path_reaches_mark_failed_then_a_failure_notice(asl: dict[
 
 def test_poll_loops_wait_from_the_input_and_are_bounded(asl: dict[str, Any]) -> None:
     waits = [s for _, s, _ in walk(asl["States"]) if s["Type"] == "Wait"]
-    assert len(waits) == 4  # smoke, train, baseline, tuned
+    # a single run: smoke, train, baseline, tuned; a sweep: smoke, baseline, and each arm's train, tuned
+    assert len(waits) == 8
     assert all(s["SecondsPath"] == "$.config.poll_seconds" for s in waits)
     polls = [s for n, s, _ in walk(asl["States"]) if n.endswith("Poll")]
-    assert len(polls) == 4
+    assert len(polls) == 8
     assert all(s["Parameters"]["max_polls.$"] == "$.config.max_polls" for s in polls)
 
 

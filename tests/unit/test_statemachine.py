@@ -35,13 +35,19 @@ def test_idempotent_tasks_retry_timeouts_and_dead_functions() -> None:
         for name, state in states.items():
             if state["Type"] == "Task":
                 found[name] = state
-            for branch in state.get("Branches", []):
+            for branch in [
+                *state.get("Branches", []),
+                *([state["ItemProcessor"]] if "ItemProcessor" in state else []),
+            ]:
                 found.update(tasks(branch["States"]))
         return found
 
     every = tasks(json.loads(load_definition())["States"])
-    idempotent = {n: s for n, s in every.items() if n.endswith(("Launch", "Poll")) or n == "BaselineLookup"}
-    assert len(idempotent) == 9
+    idempotent = {
+        n: s for n, s in every.items() if n.endswith(("Launch", "Poll")) or n.endswith("BaselineLookup")
+    }
+    # a single run's 9 (four loops and the lookup), a sweep's 9 (smoke, baseline and two per arm)
+    assert len(idempotent) == 18
     for name, state in idempotent.items():
         retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
         assert {"States.Timeout", "Lambda.Unknown", "Runtime.ExitError"} <= retried, name

@@ -46,7 +46,11 @@ class FakePlan:
     # (so base and tuned outcomes pair up). The evaluation itself is mixtune_training.evaluate's.
     baseline: dict[str, float] = field(default_factory=lambda: {"domain": 0.0, "mmlu": 0.50})
     tuned: dict[str, float] = field(default_factory=lambda: {"domain": 1.0, "mmlu": 0.497})
+    # A sweep's arms: their tuned shares (else `tuned`); fail_steps also takes "<step>@<arm>".
+    arm_tuned: dict[str, dict[str, float]] = field(default_factory=dict)
+    train_wall_s: float | None = None  # written as the training jobs' wall_time_s when set
     submitted: list[str] = field(default_factory=list)
+    submitted_arms: list[tuple[str, str]] = field(default_factory=list)  # (step, arm) of arm jobs
     cancelled: list[str] = field(default_factory=list)  # job ids
     status_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -127,16 +131,25 @@ class FakeBackend:
         from mixtune.backends import JobRef
 
         step = spec.environment["MIXTUNE_STEP"]
+        arm = spec.environment.get("MIXTUNE_ARM")
         with self.plan.lock:
             self.plan.submitted.append(step)
+            if arm:
+                self.plan.submitted_arms.append((step, arm))
         out = spec.output_uri
         if step in ("smoke", "train"):
             storage.write_bytes(storage.join(out, "progress.jsonl"), b'{"step": 1, "loss": 2.0}\n')
             storage.write_bytes(storage.join(out, "adapter", "adapter_config.json"), b"{}")
-            storage.write_bytes(storage.join(out, "metrics.json"), b'{"train_loss": 1.0}')
+            train_metrics: dict[str, float] = {"train_loss": 1.0}
+            if self.plan.train_wall_s is not None:
+                train_metrics["wall_time_s"] = self.plan.train_wall_s
+            storage.write_bytes(storage.join(out, "metrics.json"), json.dumps(train_metrics).encode())
         else:
-            evaluate_job(spec, self.plan.baseline if step == "evaluate_baseline" else self.plan.tuned)
-        reason = self.plan.fail_steps.get(step)
+            shares = self.plan.baseline if step == "evaluate_baseline" else self.plan.tuned
+            if step == "evaluate_tuned" and arm in self.plan.arm_tuned:
+                shares = self.plan.arm_tuned[arm]
+            evaluate_job(spec, shares)
+        reason = self.plan.fail_steps.get(f"{step}@{arm}") or self.plan.fail_steps.get(step)
         outcome = {"state": "FAILED", "reason": reason} if reason else {"state": "SUCCEEDED"}
         if step in self.plan.never_ending_steps:
             outcome = {"state": "RUNNING"}

@@ -18,6 +18,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a tiny random model: the machinery in under a minute"
     )
+    parser.add_argument(
+        "--sweep",
+        nargs="?",
+        const="100,75,50",
+        default=None,
+        metavar="SHARES",
+        help="a mix-ratio sweep: train several mixes in one run and keep the best (default 100,75,50)",
+    )
     parser.add_argument("--out", default=".mixtune/demo", help="where the data, logs and report go")
     parser.add_argument("--train-steps", type=int, default=None, help="override the plan's LoRA steps")
     parser.add_argument(
@@ -33,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     if args.train_steps:
         plan = plan.model_copy(update={"train_steps": args.train_steps})
+    if args.sweep:
+        from mixtune.commands.runs import sweep_arms
+        from mixtune.demo.sweep import sweep_plan
+
+        plan = sweep_plan(plan, sweep_arms(args.sweep))
     if args.timeout:
         plan = plan.model_copy(update={"timeout_s": args.timeout})
 
@@ -44,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signum, interrupt)
     console = output_console()
     console.rule(
-        f"mixtune demo: {plan.base_model}, {plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix"
+        f"mixtune demo: {plan.base_model}, "
+        + (
+            f"sweep of {len(plan.sweep)} mixes"
+            if plan.sweep
+            else f"{plan.domain_percent:.0f}/{100 - plan.domain_percent:.0f} mix"
+        )
     )
     code = Demo(plan, Path(args.out) / plan.name, console).run()
     sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""`mixtune runs list|show`: read runs through the service's API (the local cloud's by default)."""
+"""`mixtune runs list|show|start`: runs through the service's API (the local cloud's by default)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,22 @@ def register(subparsers: Any) -> None:
         help="where --open writes <run id>/report.html (default: %(default)s)",
     )
     show.set_defaults(func=run_show)
+    start = actions.add_parser(
+        "start", parents=[common], help="start a run (POST /runs): a request file, or a dataset's s3:// URI"
+    )
+    start.add_argument(
+        "request",
+        metavar="FILE",
+        help="a JSON file with POST /runs's body (dataset_uri, dataset, config), or an s3:// dataset URI",
+    )
+    start.add_argument(
+        "--sweep",
+        default=None,
+        metavar="SHARES",
+        help="train several mixes in one run and keep the best: domain shares, e.g. 100,75,50",
+    )
+    start.add_argument("--max-concurrency", type=int, default=None, help="sweep arms that train at once")
+    start.set_defaults(func=run_start)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -144,7 +160,116 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     from mixtune.report.console import output_console
 
-    print_run(body, output_console())
+    console = output_console()
+    print_run(body, console)
+    print_arms(body, console)
+    return 0
+
+
+def print_arms(run: dict[str, Any], console: Any = None) -> None:
+    """A sweep's arms as a table (after the run's JSON), the choice's reasons and the cost."""
+    from mixtune.sweeps.summary import ARM_COLUMNS, arm_table, cost_line, sweep_of
+
+    sweep = sweep_of(run.get("metrics"))
+    if sweep is None:
+        return
+    from rich import box
+    from rich.table import Table
+
+    from mixtune.report.console import output_console
+
+    chosen = sweep.get("chosen")
+    table = Table(
+        title=f"sweep: {len(sweep['arms'])} arms, chosen: {chosen or 'none (no arm passed the gate)'}",
+        box=box.SIMPLE,
+    )
+    # A terminal's table: no status (the gate column says FAILED) and no loss, short headers.
+    keep = [i for i, name in enumerate(ARM_COLUMNS) if name not in ("status", "general loss")]
+    short = {"domain F1": "F1", "domain Δ pts": "ΔF1", "MMLU Δ pts": "ΔMMLU", "est. $": "$"}
+    for i in keep:
+        table.add_column(short.get(ARM_COLUMNS[i], ARM_COLUMNS[i]) or "choice")
+    for row in arm_table(sweep, intervals=False):
+        if row[2] == "FAILED":
+            row[8] = "FAILED"  # its cause is printed under the table
+        table.add_row(*(row[i] for i in keep))
+    console = console or output_console()
+    console.print(table)
+    for reason in sweep.get("reasons", []):
+        console.print(f"  {reason}", highlight=False)
+    for row in sweep["arms"]:
+        if failure := row.get("failure"):
+            console.print(
+                f"  {row['arm']} failed: {failure.get('error')}: {failure.get('cause')}", highlight=False
+            )
+    if line := cost_line(sweep):
+        console.print(f"  {line}", highlight=False)
+
+
+def sweep_arms(text: str) -> list[float]:
+    """``100,75,50`` -> [100.0, 75.0, 50.0]; a usage error names what is wrong."""
+    try:
+        shares = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--sweep: {text!r} is not a comma-separated list of domain shares (e.g. 100,75,50)"
+        ) from None
+    return [int(share) if share.is_integer() else share for share in shares]
+
+
+def start_request(source: str, sweep: str | None, max_concurrency: int | None) -> dict[str, Any]:
+    """POST /runs's body from a request file (or a dataset URI), with the sweep options over it."""
+    if source.startswith("s3://"):
+        request: dict[str, Any] = {"dataset_uri": source}
+    else:
+        try:
+            request = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read the run request {source}: {exc}") from exc
+        if not isinstance(request, dict):
+            raise UsageError(f"{source}: a run request is a JSON object (dataset_uri, dataset, config)")
+    if sweep is not None or max_concurrency is not None:
+        config = dict(request.get("config") or {})
+        given = config.get("sweep")
+        arms_config: dict[str, Any] = (
+            dict(given) if isinstance(given, dict) else ({"arms": given} if given is not None else {})
+        )
+        if sweep is not None:
+            arms_config["arms"] = sweep_arms(sweep)
+        if max_concurrency is not None:
+            arms_config["max_concurrency"] = max_concurrency
+        request["config"] = {**config, "sweep": arms_config}
+    return request
+
+
+def api_post(endpoint: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"{endpoint}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw or b"null")
+        except ValueError:
+            return exc.code, {"message": raw.decode("utf-8", "replace")}
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach the API at {endpoint}: {exc.reason}") from exc
+
+
+def run_start(args: argparse.Namespace) -> int:
+    body = start_request(args.request, args.sweep, args.max_concurrency)
+    status, reply = api_post(api_endpoint(args), "/runs", body)
+    if status != 202:
+        message = (reply or {}).get("message", reply) if isinstance(reply, dict) else reply
+        problems = (reply or {}).get("errors") if isinstance(reply, dict) else None
+        detail = "; ".join(problems) if isinstance(problems, list) else str(message)
+        raise UsageError(f"POST /runs answered {status}: {detail}")
+    print(json.dumps(reply, indent=2))
     return 0
 
 

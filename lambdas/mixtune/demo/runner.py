@@ -50,6 +50,8 @@ class DemoPlan(BaseModel):
     general_holdout: int  # rehearsal records kept out of training to score the general loss
     max_general_drop: float  # MMLU points the gate allows (a small subset is noisy)
     timeout_s: int
+    sweep: list[float] | None = None  # domain shares of a mix-ratio sweep (mixtune demo --sweep)
+    sweep_concurrency: int = 2
 
     def run_config(
         self, rehearsal_category: str = "self_rehearsal", general_uri: str | None = None
@@ -61,7 +63,8 @@ class DemoPlan(BaseModel):
             "prepare": {"eval_share": 0.15, "seed": 0},
             "mix": {
                 "domain_percent": self.domain_percent,
-                "categories": {rehearsal_category: 100},
+                # all domain (a sweep's single-run comparison): no general category to fill
+                "categories": {rehearsal_category: 100} if self.domain_percent < 100 else {},
                 "seed": 0,
             },
             "train": {
@@ -91,6 +94,17 @@ class DemoPlan(BaseModel):
             "poll_seconds": 2,
             "max_polls": 500,
             "max_runtime_s": 1000,
+            **self.sweep_config(),
+        }
+
+    def sweep_config(self) -> dict[str, Any]:
+        """A sweep's arms, with polls spaced so its longer history fits (4 s x 250 >= 1,000 s)."""
+        if not self.sweep:
+            return {}
+        return {
+            "sweep": {"arms": self.sweep, "max_concurrency": self.sweep_concurrency},
+            "poll_seconds": 4,
+            "max_polls": 250,
         }
 
 
@@ -223,6 +237,10 @@ class Demo:
             return 1
         page, summary = fetched
         self._print_result(summary, message, cloud)
+        if self.plan.sweep:
+            from mixtune.demo.sweep import show_sweep
+
+            show_sweep(follower.run_record() or {}, page.parent, self.console)
         self.console.print(f"report: {page}  (report.md and summary.json beside it)")
         return 0 if summary.status in GATE_OUTCOMES else 1
 

@@ -558,3 +558,7 @@ def build_document(summary: RunSummary, inputs: ReportInputs) -> Document:
         highlights=highlights(summary),
         sections=sections,
     )
+
+
+# The sweep section registers itself (mixtune.report.sweep); imported last, as it builds on this module.
+from mixtune.report import sweep as _sweep  # noqa: E402, F401

@@ -319,3 +319,113 @@ def timeline(rows: Sequence[tuple[str, float, float, str]], *, title: str, width
             rx=2,
         )
     return canvas.svg()
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """One arm of a sweep: its general score (x) and domain score (y)."""
+
+    label: str
+    general: float
+    domain: float
+    on_frontier: bool = False
+    chosen: bool = False
+    passes: bool = True
+
+
+def tradeoff_chart(
+    points: Sequence[TradeoffPoint],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    baseline: tuple[float, float] | None = None,
+    lower_x_is_better: bool = False,
+    width: int = 640,
+    height: int = 300,
+) -> str:
+    """A sweep's trade-off: each arm at (general score, domain score), the base model as a grey
+    square, the Pareto frontier as a line, the chosen arm ringed in green, arms the gate refused
+    hollow. ``lower_x_is_better``: the x axis runs high to low (a loss), so better is always up
+    and right."""
+    canvas = _Canvas(width, height, title)
+    left, right, top, bottom = 52, 24, 16, 40
+    xs = [p.general for p in points] + ([baseline[0]] if baseline else [])
+    ys = [p.domain for p in points] + ([baseline[1]] if baseline else [])
+    x_ticks = nice_ticks(min(xs or [0.0]), max(xs or [1.0]), 5)
+    y_ticks = nice_ticks(min(ys or [0.0]), max(ys or [1.0]), 4)
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        share = (x - x0) / ((x1 - x0) or 1)
+        return left + (1 - share if lower_x_is_better else share) * plot_w
+
+    def py(y: float) -> float:
+        return top + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
+
+    for tick, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
+        canvas.add(
+            "line", x1=left, x2=width - right, y1=f"{py(tick):.1f}", y2=f"{py(tick):.1f}", stroke=GRID_COLOUR
+        )
+        canvas.add("text", label, x=left - 6, y=f"{py(tick) + 4:.1f}", text_anchor="end", fill=MUTED_COLOUR)
+    for tick, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
+        canvas.add(
+            "text",
+            label,
+            x=f"{px(tick):.1f}",
+            y=height - bottom + 16,
+            text_anchor="middle",
+            fill=MUTED_COLOUR,
+        )
+    canvas.add("line", x1=left, x2=width - right, y1=top + plot_h, y2=top + plot_h, stroke=MUTED_COLOUR)
+    canvas.add("text", x_label, x=left + plot_w / 2, y=height - 6, text_anchor="middle", fill=MUTED_COLOUR)
+    canvas.add(
+        "text",
+        y_label,
+        x=12,
+        y=top + plot_h / 2,
+        text_anchor="middle",
+        fill=MUTED_COLOUR,
+        transform=f"rotate(-90 12 {top + plot_h / 2:.1f})",
+    )
+    frontier = sorted((p for p in points if p.on_frontier), key=lambda p: px(p.general))
+    if len(frontier) > 1:
+        path = " ".join(f"{px(p.general):.1f},{py(p.domain):.1f}" for p in frontier)
+        canvas.add(
+            "polyline",
+            points=path,
+            fill="none",
+            stroke=TUNED_COLOUR,
+            stroke_width=1.5,
+            stroke_dasharray="4 3",
+        )
+    if baseline is not None:
+        bx, by = px(baseline[0]), py(baseline[1])
+        canvas.add("rect", x=f"{bx - 4:.1f}", y=f"{by - 4:.1f}", width=8, height=8, fill=BASE_COLOUR)
+        canvas.add("text", "base model", x=f"{bx + 8:.1f}", y=f"{by + 4:.1f}", fill=MUTED_COLOUR)
+    for p in points:
+        cx, cy = px(p.general), py(p.domain)
+        colour = TUNED_COLOUR if p.passes else BAD_COLOUR
+        canvas.add(
+            "circle",
+            cx=f"{cx:.1f}",
+            cy=f"{cy:.1f}",
+            r=4.5,
+            fill=colour if p.passes else "white",
+            stroke=colour,
+            stroke_width=1.5,
+        )
+        if p.chosen:
+            canvas.add(
+                "circle",
+                cx=f"{cx:.1f}",
+                cy=f"{cy:.1f}",
+                r=9,
+                fill="none",
+                stroke=GOOD_COLOUR,
+                stroke_width=2.5,
+            )
+        text = p.label + (" (chosen)" if p.chosen else "")
+        canvas.add("text", text, x=f"{cx + 11:.1f}", y=f"{cy - 6:.1f}")
+    return canvas.svg()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mixtune.sweeps.config import SweepConfig
 from mixtune.training_config import EvalConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -113,6 +114,10 @@ class RunConfig(BaseModel):
     poll_seconds: int | None = Field(default=None, ge=0, le=3600)
     max_polls: int | None = Field(default=None, ge=1, le=100000)
     max_runtime_s: int | None = Field(default=None, ge=1, le=28 * 24 * 3600)
+    # A mix-ratio sweep: several mixes trained in one run, the best kept (mixtune.sweeps).
+    sweep: SweepConfig | None = Field(
+        default=None, description="arms: domain_percent values or partial mix specs (2 to 8)"
+    )
 
     @classmethod
     def service_default(cls, settings: Settings) -> RunConfig:
@@ -128,6 +133,10 @@ class RunConfig(BaseModel):
         less often, which keeps each execution's history short.
         """
         max_polls = self.max_polls or settings.max_polls
+        if self.sweep is not None and self.max_polls is None:
+            from mixtune.runs.validation import most_polls  # the history rules live there
+
+            max_polls = min(max_polls, most_polls(len(self.sweep.arms)))
         max_runtime_s = self.max_runtime_s or settings.max_runtime_s
         poll_seconds = self.poll_seconds
         if poll_seconds is None:

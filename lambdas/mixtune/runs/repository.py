@@ -1,8 +1,9 @@
 """The runs table: the only code in the service that reads or writes it.
 
-One table, three kinds of item told apart by the partition key ``pk``:
+One table, four kinds of item told apart by the partition key ``pk``:
 ``run#<id>`` (a :class:`Run`), ``baseline#<base model>#<baseline key>`` (a cached
-:class:`Baseline`) and ``promoted#<base model>`` (the adapter the gate last passed).
+:class:`Baseline`), ``promoted#<base model>`` (the adapter the gate last passed) and
+``arm#<run id>#<arm>`` (an arm of a sweep, :class:`mixtune.sweeps.model.ArmRecord`).
 Two sparse GSIs index runs only: ``by_dataset`` (dataset, created_at) and ``by_status``
 (status, created_at). :func:`table_definition` is the schema the CDK stack, the local
 cloud and the tests all create.
@@ -24,6 +25,7 @@ from mixtune.runs.model import (
     now_iso,
     sources_of,
 )
+from mixtune.sweeps.model import ARM_FIELDS, ArmRecord
 
 PARTITION_KEY = "pk"
 GSI_BY_DATASET = "by_dataset"
@@ -343,3 +345,72 @@ class RunsRepository:
             ConsistentRead=True,
         )
         return Promoted.model_validate(self._plain(reply["Item"])) if "Item" in reply else None
+
+    # ---- sweeps: a job of an arm, and the arms' own items --------------------------------
+    def add_job(self, run_id: str, key: str, job_id: str, stage: str) -> Run:
+        """Record one more job of a running run (``lineage.job_ids[key]``) in one write that
+        touches no other job: the arms of a sweep launch theirs concurrently. Refuses
+        (IllegalTransition) when the run is no longer RUNNING."""
+        try:
+            reply = self.client.update_item(
+                TableName=self.table_name,
+                Key=self._run_key(run_id),
+                UpdateExpression="SET #lineage.#job_ids.#key = :job, #stage = :stage, #updated_at = :now",
+                ConditionExpression="attribute_exists(#pk) AND #status = :running",
+                ExpressionAttributeNames={
+                    "#pk": PARTITION_KEY,
+                    "#lineage": "lineage",
+                    "#job_ids": "job_ids",
+                    "#key": key,
+                    "#stage": "stage",
+                    "#updated_at": "updated_at",
+                    "#status": "status",
+                },
+                ExpressionAttributeValues=self._item(
+                    {":job": job_id, ":stage": stage, ":now": now_iso(), ":running": RunStatus.RUNNING.value}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            current = self.find(run_id)
+            raise IllegalTransition(
+                f"run {run_id} is {current.status if current else 'gone'}: no job may start"
+            ) from exc
+        return Run.model_validate(self._plain(reply["Attributes"]))
+
+    @staticmethod
+    def _arm_key(run_id: str, arm: str) -> dict[str, Any]:
+        return {PARTITION_KEY: {"S": f"arm#{run_id}#{arm}"}}
+
+    def put_arm(self, run_id: str, arm: str, **fields: Any) -> ArmRecord:
+        """Create or update an arm's item, setting ``fields`` (:data:`ARM_FIELDS`)."""
+        unknown = set(fields) - set(ARM_FIELDS)
+        if unknown:
+            raise TypeError(f"not arm fields: {sorted(unknown)}")
+        values = {"kind": "arm", "run_id": run_id, "arm": arm, "updated_at": now_iso(), **fields}
+        values = {k: v for k, v in values.items() if v is not None}
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        reply = self.client.update_item(
+            TableName=self.table_name,
+            Key=self._arm_key(run_id, arm),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(values))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=self._item({f":f{i}": v for i, v in enumerate(values.values())}),
+            ReturnValues="ALL_NEW",
+        )
+        return ArmRecord.model_validate(self._plain(reply["Attributes"]))
+
+    def get_arms(self, run_id: str, arms: list[str]) -> list[ArmRecord]:
+        """The arms' items that exist, in the order of ``arms``."""
+        found: dict[str, ArmRecord] = {}
+        keys = [self._arm_key(run_id, arm) for arm in arms]
+        while keys:
+            reply = self.client.batch_get_item(
+                RequestItems={self.table_name: {"Keys": keys[:100], "ConsistentRead": True}}
+            )
+            for item in reply.get("Responses", {}).get(self.table_name, []):
+                record = ArmRecord.model_validate(self._plain(item))
+                found[record.arm] = record
+            unprocessed = reply.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            keys = unprocessed + keys[100:]
+        return [found[arm] for arm in arms if arm in found]

@@ -37,6 +37,7 @@ HISTORY_EVENT_BUDGET = 20_000
 EVENTS_PER_POLL = 9
 POLL_LOOPS = 4
 EVENTS_OUTSIDE_LOOPS = 150  # every other state, with a few retries
+EVENTS_PER_ARM = 60  # a sweep arm's states outside its poll loops (Map iteration, Mix, launches)
 # On AWS a poll waits at least this long: polling faster buys nothing but history events and
 # Lambda invocations (the local cloud, where jobs are subprocesses, may poll every second).
 MIN_POLL_SECONDS_ON_AWS = 10
@@ -115,6 +116,7 @@ def run_config_for(requested: dict[str, Any], settings: Settings) -> RunConfig:
         *section_problems(resolved, set_fields),
         *number_problems(resolved.model_dump(mode="python"), "config"),
         *poll_problems(resolved, settings),
+        *sweep_problems(resolved),
     ]
     costs = cost_problems(resolved, settings)
     if problems:
@@ -122,6 +124,23 @@ def run_config_for(requested: dict[str, Any], settings: Settings) -> RunConfig:
     if costs:
         raise CostLimitExceeded(costs)
     return resolved
+
+
+def sweep_problems(config: RunConfig) -> list[str]:
+    """Each arm's mix (the run's mix with the arm's fields over it) with mixing's ``MixSpec``."""
+    from mixtune.mixing.spec import MixSpec
+    from mixtune.steps.mix import mix_spec_fields
+    from mixtune.sweeps.config import arm_mix_fields
+
+    if config.sweep is None:
+        return []
+    problems: list[str] = []
+    for index, arm in enumerate(config.sweep.arms):
+        fields = arm_mix_fields(config.mix, arm)
+        problems += _owner_problems(
+            f"config.sweep.arms[{index}].mix", MixSpec, mix_spec_fields(fields, ["general"])
+        )
+    return problems
 
 
 def describe_errors(exc: ValidationError, prefix: str) -> list[str]:
@@ -212,9 +231,22 @@ def number_problems(
     return problems
 
 
-def history_events(max_polls: int) -> int:
-    """The most history events a run's execution can write (see :data:`HISTORY_EVENT_QUOTA`)."""
-    return POLL_LOOPS * max_polls * EVENTS_PER_POLL + EVENTS_OUTSIDE_LOOPS
+def history_events(max_polls: int, arms: int = 0) -> int:
+    """The most history events a run's execution can write (see :data:`HISTORY_EVENT_QUOTA`);
+    a sweep of ``arms`` arms has more poll loops, and an inline Map's iterations write into the
+    execution's own history."""
+    from mixtune.sweeps.config import poll_loops
+
+    loops = poll_loops(arms) if arms else POLL_LOOPS
+    return loops * max_polls * EVENTS_PER_POLL + EVENTS_OUTSIDE_LOOPS + arms * EVENTS_PER_ARM
+
+
+def most_polls(arms: int = 0) -> int:
+    """The most polls per job that keep a run's history inside :data:`HISTORY_EVENT_BUDGET`."""
+    from mixtune.sweeps.config import poll_loops
+
+    loops = poll_loops(arms) if arms else POLL_LOOPS
+    return (HISTORY_EVENT_BUDGET - EVENTS_OUTSIDE_LOOPS - arms * EVENTS_PER_ARM) // (loops * EVENTS_PER_POLL)
 
 
 def min_poll_seconds(settings: Settings) -> int:
@@ -239,11 +271,12 @@ def poll_problems(config: RunConfig, settings: Settings) -> list[str]:
             f" is shorter than the job budget config.max_runtime_s ({runtime} s): the run would give up"
             " polling a job that may still finish"
         )
-    if history_events(max_polls) > HISTORY_EVENT_BUDGET:
-        most = (HISTORY_EVENT_BUDGET - EVENTS_OUTSIDE_LOOPS) // (POLL_LOOPS * EVENTS_PER_POLL)
+    arms = len(config.sweep.arms) if config.sweep is not None else 0
+    if history_events(max_polls, arms) > HISTORY_EVENT_BUDGET:
         problems.append(
-            f"config.max_polls: {max_polls} polls per job could write {history_events(max_polls)} history"
-            f" events (Step Functions allows {HISTORY_EVENT_QUOTA}); at most {most}: poll less often instead"
+            f"config.max_polls: {max_polls} polls per job could write {history_events(max_polls, arms)} history"
+            f" events (Step Functions allows {HISTORY_EVENT_QUOTA}); at most {most_polls(arms)}:"
+            " poll less often instead"
         )
     return problems
 

@@ -3,6 +3,8 @@ the same way, then compare the tuned model with the baseline, decide the gate an
 
 from __future__ import annotations
 
+from typing import Any
+
 from mixtune import layout, storage
 from mixtune.backends.jobs import backend_of, eval_config
 from mixtune.evaluation import EvalResult, GatePolicy
@@ -87,6 +89,29 @@ def load_eval(output_uri: str) -> tuple[str, EvalResult]:
 
 
 @traced
+def keep_baseline(
+    repo: RunsRepository,
+    run_id: str,
+    lookup: BaselineLookupOutput,
+    *,
+    cached: bool,
+    eval_uri: str,
+    scores: dict[str, Any],
+    comparable: bool,
+) -> None:
+    """Cache a freshly scored baseline the gate could compare; drop a cached one it could not."""
+    entry = Baseline(
+        base_model=lookup.base_model, key=lookup.key, eval_uri=eval_uri, run_id=run_id, metrics=scores
+    )
+    if not cached and comparable:
+        repo.put_baseline(entry)
+    elif cached and not comparable:
+        # Recorded facts differ from what the key promised (new libraries under the same image
+        # tag, an `auto` MMLU source that resolved elsewhere): the next run scores it again.
+        dropped = repo.drop_baseline(entry)
+        logger.warning("stale cached baseline", extra={"run_id": run_id, "dropped": dropped})
+
+
 def record(step: RecordInput) -> RecordOutput:
     baseline_uri, baseline = load_eval(step.evaluation.baseline.output_uri)
     tuned_uri, tuned = load_eval(step.evaluation.tuned.output_uri)
@@ -94,20 +119,15 @@ def record(step: RecordInput) -> RecordOutput:
     decision = comparison.decision
     run_metrics = comparison.run_metrics(baseline_cached=step.evaluation.baseline.cached)
     repo = RunsRepository.from_settings()
-    cache_entry = Baseline(
-        base_model=step.baseline.base_model,
-        key=step.baseline.key,
+    keep_baseline(
+        repo,
+        step.run_id,
+        step.baseline,
+        cached=step.evaluation.baseline.cached,
         eval_uri=baseline_uri,
-        run_id=step.run_id,
-        metrics=comparison.baseline,
+        scores=comparison.baseline,
+        comparable=decision.comparable,
     )
-    if not step.evaluation.baseline.cached and decision.comparable:
-        repo.put_baseline(cache_entry)
-    elif step.evaluation.baseline.cached and not decision.comparable:
-        # Recorded facts differ from what the key promised (new libraries under the same image
-        # tag, an `auto` MMLU source that resolved elsewhere): the next run scores it again.
-        dropped = repo.drop_baseline(cache_entry)
-        logger.warning("stale cached baseline", extra={"run_id": step.run_id, "dropped": dropped})
     status = VERDICT_STATUS[decision.verdict]
     gate = decision.model_dump(mode="json")
     adapter_uri = layout.adapter(step.train.output_uri)

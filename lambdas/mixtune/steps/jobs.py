@@ -26,6 +26,10 @@ def launch(step: LaunchInput) -> JobSlot:
     meantime (the other Evaluate branch failed) is stopped at once."""
     settings = get_settings()
     check_costs(step.config, settings)
+    if step.arm:
+        from mixtune.steps.sweep import launch_arm
+
+        return launch_arm(step, settings)
     spec = job_spec(step.run_id, step.kind, step.config, settings, step.prepared_uri, step.mix, step.train)
     backend = get_backend(backend_of(step.config, settings), settings)
     with retryable_aws_errors():

@@ -32,14 +32,17 @@ def mix_spec_fields(requested: dict[str, Any], categories: list[str]) -> dict[st
 @traced
 def mix_run(step: MixInput) -> MixOutput:
     from mixtune.mixing import Catalog, MixSpec, mix_datasets
+    from mixtune.steps.sweep import arm_mix
 
     settings = get_settings()
     repo = RunsRepository.from_settings()
-    run = repo.transition(step.run_id, RunStatus.RUNNING, stage="mix")  # from PREPARED (or a retry)
+    stage = f"mix {step.arm}" if step.arm else "mix"
+    run = repo.transition(step.run_id, RunStatus.RUNNING, stage=stage)  # from PREPARED (or a retry)
+    fields, key = arm_mix(step) if step.arm else (step.config.mix, step.run_id)
     catalog_uri = step.config.mix.get("catalog_uri") or settings.catalog_uri
     catalog = Catalog.load(catalog_uri) if catalog_uri else Catalog()
-    spec = MixSpec.model_validate(mix_spec_fields(step.config.mix, catalog.categories))
-    folder = layout.mix_folder(settings.work_bucket, step.run_id)
+    spec = MixSpec.model_validate(mix_spec_fields(fields, catalog.categories))
+    folder = layout.mix_folder(settings.work_bucket, key)
     mix_datasets(
         layout.prepared_data(step.prepared_uri),
         catalog,
@@ -48,9 +51,16 @@ def mix_run(step: MixInput) -> MixOutput:
         decontaminate_against=[layout.eval_split(step.prepared_uri)],
     )
     output = MixOutput(mixed_uri=layout.mixed_data(folder), manifest_uri=layout.mix_manifest(folder))
-    hashes = {**run.lineage.output_sha256, layout.MIXED: storage.sha256_of(output.mixed_uri)}
-    lineage = {"mixed_uri": output.mixed_uri, "manifest_uri": output.manifest_uri, "output_sha256": hashes}
-    repo.update(step.run_id, lineage=lineage)
+    if step.arm:
+        repo.put_arm(step.run_id, step.arm, mixed_uri=output.mixed_uri, manifest_uri=output.manifest_uri)
+    else:
+        hashes = {**run.lineage.output_sha256, layout.MIXED: storage.sha256_of(output.mixed_uri)}
+        lineage = {
+            "mixed_uri": output.mixed_uri,
+            "manifest_uri": output.manifest_uri,
+            "output_sha256": hashes,
+        }
+        repo.update(step.run_id, lineage=lineage)
     logger.info("mixed", extra={"run_id": step.run_id, "manifest_uri": output.manifest_uri})
     metrics.add_metric(name="RunsMixed", unit="Count", value=1)
     return output

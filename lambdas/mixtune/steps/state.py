@@ -66,6 +66,7 @@ class ConfiguredStep(RunStep):
 
 class MixInput(ConfiguredStep):
     prepared_uri: str
+    arm: str | None = None  # a sweep's arm (config.sweep): its mix, under its own folder
 
 
 class LaunchInput(ConfiguredStep):
@@ -73,6 +74,7 @@ class LaunchInput(ConfiguredStep):
     prepared_uri: str
     mix: MixOutput | None = None
     train: JobSlot | None = None
+    arm: str | None = None  # a sweep's arm: its jobs and files go under its own key
 
 
 class PollInput(RunStep):
