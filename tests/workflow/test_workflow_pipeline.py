@@ -10,7 +10,9 @@ from mixtune.local.invoke import LambdaContext
 from tests.support.events import s3_object_created
 
 
-def drop_dataset(stack: Any, name: str = "support", rows: bytes | None = None) -> dict[str, Any]:
+def drop_dataset(
+    stack: Any, name: str = "support", rows: bytes | None = None, suffix: str = "jsonl"
+) -> dict[str, Any]:
     """Put a dataset in the raw bucket and deliver its S3 event to the prepare handler."""
     from mixtune.handlers import prepare
     from mixtune.sample_data import support_intents
@@ -19,7 +21,7 @@ def drop_dataset(stack: Any, name: str = "support", rows: bytes | None = None) -
         import json
 
         rows = "".join(json.dumps(r) + "\n" for r in support_intents(60, seed=1)).encode()
-    key = f"incoming/{name}.jsonl"
+    key = f"incoming/{name}.{suffix}"
     put = stack.client("s3").put_object(Bucket="mixtune-raw", Key=key, Body=rows)
     event = s3_object_created("mixtune-raw", key, put["ETag"].strip('"'))
     (result,) = prepare.handler(event, LambdaContext(function_name="mixtune-prepare"))["results"]

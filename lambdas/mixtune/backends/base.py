@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mixtune import errors
 from mixtune.settings import Settings
 
-EntryPoint = Literal["train", "evaluate", "generate-rehearsal"]
+EntryPoint = Literal["train", "evaluate", "generate-rehearsal", "prepare", "mix"]
 
 # Entry point -> Python module of the training image (``python -m <module>``). A dict, not a
 # function, so tests can point an entry point at a tiny stand-in module.
@@ -35,6 +35,9 @@ ENTRY_MODULES: dict[str, str] = {
     "train": "mixtune_training.train",
     "evaluate": "mixtune_training.evaluate",
     "generate-rehearsal": "mixtune_training.generate_rehearsal",
+    # The data steps of inputs too large for Lambda: `mixtune prepare` and `mixtune mix`.
+    "prepare": "mixtune.commands.prepare",
+    "mix": "mixtune.commands.mix",
 }
 
 # Kubernetes object names (DNS-1123 labels) are the strictest of the three backends; SageMaker

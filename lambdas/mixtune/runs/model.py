@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mixtune.training_config import EvalConfig, TrainConfig
 
 if TYPE_CHECKING:
+    from mixtune.dataprep.report import PrepareOptions
     from mixtune.settings import Settings
 
 
@@ -86,6 +87,13 @@ class RunConfig(BaseModel):
     max_polls: int | None = Field(default=None, ge=1, le=100000)
     max_runtime_s: int | None = Field(default=None, ge=1, le=28 * 24 * 3600)
 
+    def prepare_options(self) -> PrepareOptions:
+        """The run's data preparation options wherever it is prepared (Lambda or a job): its
+        ``prepare`` section, ``max_tokens`` defaulting to the training length."""
+        from mixtune.dataprep.report import PrepareOptions  # dataprep: imported when used
+
+        return PrepareOptions.for_training(self.prepare, self.train.max_length)
+
     @classmethod
     def service_default(cls, settings: Settings) -> RunConfig:
         """The config of a run nobody configured (a dropped file, a schedule): the service's
@@ -115,6 +123,15 @@ class RunConfig(BaseModel):
         )
 
 
+class Placement(BaseModel):
+    """Where a data step (``prepare``, ``mix``) ran and why: in Lambda, or as a job on the
+    run's backend (docs/pipeline.md, "Where data steps run")."""
+
+    runs_on: Literal["lambda", "job"]
+    reason: str
+    input_bytes: int | None = None
+
+
 class Lineage(BaseModel):
     """Where a run's inputs and outputs are, with their hashes: enough to reproduce it."""
 
@@ -134,6 +151,7 @@ class Lineage(BaseModel):
     job_ids: dict[str, str] = Field(default_factory=dict)
     execution_arn: str | None = None
     run_report_uri: str | None = None  # the run's own report page (report.html), once written
+    placement: dict[str, Placement] = Field(default_factory=dict)  # step -> where it ran and why
 
 
 class Failure(BaseModel):

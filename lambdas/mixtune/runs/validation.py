@@ -31,12 +31,16 @@ if TYPE_CHECKING:
 # (AWS Step Functions Developer Guide, "Quotas related to state machine executions"). Each
 # poll of a job costs 9 events: Wait (entered, exited), Task (entered, LambdaFunctionScheduled,
 # Started, Succeeded, exited), Choice (entered, exited); a run has four poll loops (smoke,
-# train, baseline and tuned evaluation). We keep a run well inside: 80 % of the quota.
+# train, baseline and tuned evaluation), and two more when its data is too large for Lambda
+# (the prepare and mix jobs), which get what is left of the budget (see data_job_polling).
+# We keep a run well inside: 80 % of the quota.
 HISTORY_EVENT_QUOTA = 25_000
 HISTORY_EVENT_BUDGET = 20_000
 EVENTS_PER_POLL = 9
 POLL_LOOPS = 4
-EVENTS_OUTSIDE_LOOPS = 150  # every other state, with a few retries
+DATA_POLL_LOOPS = 2
+MIN_DATA_JOB_POLLS = 20  # what the data jobs' loops must have left, each, at least
+EVENTS_OUTSIDE_LOOPS = 200  # every other state, with a few retries
 # On AWS a poll waits at least this long: polling faster buys nothing but history events and
 # Lambda invocations (the local cloud, where jobs are subprocesses, may poll every second).
 MIN_POLL_SECONDS_ON_AWS = 10
@@ -213,8 +217,29 @@ def number_problems(
 
 
 def history_events(max_polls: int) -> int:
-    """The most history events a run's execution can write (see :data:`HISTORY_EVENT_QUOTA`)."""
+    """The most history events a run's training and evaluation loops (and every other state)
+    can write (see :data:`HISTORY_EVENT_QUOTA`); the data jobs' loops get the rest."""
     return POLL_LOOPS * max_polls * EVENTS_PER_POLL + EVENTS_OUTSIDE_LOOPS
+
+
+def data_job_polling(config: RunConfig) -> dict[str, int]:
+    """How the state machine polls a prepare or mix job (the execution input's ``data_jobs``):
+    each of the two loops may use half of what the history budget leaves after the training
+    and evaluation loops, and waits long enough between polls for that to cover the job's
+    budget (``max_runtime_s``), never less than the run's ``poll_seconds``."""
+    left = HISTORY_EVENT_BUDGET - history_events(config.max_polls or 1)
+    max_polls = max(1, left // (DATA_POLL_LOOPS * EVENTS_PER_POLL))
+    runtime = config.max_runtime_s or 1
+    return {
+        "poll_seconds": max(config.poll_seconds or 0, math.ceil(runtime / max_polls)),
+        "max_polls": max_polls,
+    }
+
+
+def most_polls() -> int:
+    """The largest ``max_polls`` that leaves the data jobs' loops :data:`MIN_DATA_JOB_POLLS` each."""
+    data = DATA_POLL_LOOPS * MIN_DATA_JOB_POLLS * EVENTS_PER_POLL
+    return (HISTORY_EVENT_BUDGET - EVENTS_OUTSIDE_LOOPS - data) // (POLL_LOOPS * EVENTS_PER_POLL)
 
 
 def min_poll_seconds(settings: Settings) -> int:
@@ -239,8 +264,7 @@ def poll_problems(config: RunConfig, settings: Settings) -> list[str]:
             f" is shorter than the job budget config.max_runtime_s ({runtime} s): the run would give up"
             " polling a job that may still finish"
         )
-    if history_events(max_polls) > HISTORY_EVENT_BUDGET:
-        most = (HISTORY_EVENT_BUDGET - EVENTS_OUTSIDE_LOOPS) // (POLL_LOOPS * EVENTS_PER_POLL)
+    if max_polls > (most := most_polls()):
         problems.append(
             f"config.max_polls: {max_polls} polls per job could write {history_events(max_polls)} history"
             f" events (Step Functions allows {HISTORY_EVENT_QUOTA}); at most {most}: poll less often instead"
