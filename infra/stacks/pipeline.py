@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -26,6 +26,7 @@ from .alarms import alarm_on_any
 from .config import InfraConfig, ScheduleConfig
 from .functions import FunctionFactory, powertools_environment, retention
 from .grants import ACCESS, Targets, acknowledge_lambda_basics, grant_access
+from .image import training_image
 from .layer import dependencies_layer
 from .nag import acknowledge
 from .report_links import ReportLinkSigner
@@ -79,7 +80,10 @@ class PipelineStack(Stack):
             report_signer_secret_arn=self.report_signer.secret_arn,
             mark_failed_function_arn=self._function_arn(self.mark_failed_function_name),
         )
-        self.training = TrainingIdentities(self, "Training", config=config, targets=self.targets)
+        self.image = training_image(self, config)
+        self.training = TrainingIdentities(
+            self, "Training", config=config, targets=self.targets, image=self.image
+        )
         self.factory = FunctionFactory(
             layer=dependencies_layer(self, "DependenciesLayer"),
             environment={
@@ -96,8 +100,17 @@ class PipelineStack(Stack):
             if fn.name not in API_FUNCTIONS:
                 self.functions[fn.name] = self._function(fn)
 
-        self._trigger_prepare_on_upload()
+        if config.upload_trigger == "eventbridge":
+            self._trigger_prepare_on_object_created_events()
+        else:
+            self._trigger_prepare_on_upload()
         self.state_machine = self._state_machine()
+        CfnOutput(
+            self,
+            "StateMachineArn",
+            description="The pipeline (aws stepfunctions list-executions --state-machine-arn ...)",
+            value=self.state_machine.state_machine_arn,
+        )
         self._schedules()
         self._execution_failures_rule()
         self.alarms = self._alarms()
@@ -126,10 +139,19 @@ class PipelineStack(Stack):
             or f"s3://{storage.work_bucket.bucket_name}/catalog/catalog.yaml",
             "default_backend": config.default_backend,
             "base_model": config.base_model,
-            "training_image_uri": config.training_image_uri,
+            "training_image_uri": self.image.uri,
             "sagemaker_role_arn": self.training.sagemaker_role.role_arn,
             "hyperpod_cluster_name": config.hyperpod_cluster_name,
             "hyperpod_namespace": config.hyperpod_namespace,
+            "hyperpod_launcher": config.hyperpod_launcher,
+            "hyperpod_service_account": config.hyperpod_service_account,
+            "hyperpod_queue": config.hyperpod_queue,
+            "hyperpod_priority": config.hyperpod_priority,
+            "hyperpod_checkpoint_claim": config.hyperpod_checkpoint_claim,
+            "kms_key_arn": storage.key.key_arn,
+            "sagemaker_subnets": list(config.sagemaker_subnets),
+            "sagemaker_security_groups": list(config.sagemaker_security_groups),
+            "sagemaker_inter_container_encryption": config.sagemaker_inter_container_encryption,
             "local_workdir": "/tmp/mixtune",  # Lambda's only writable folder; the local backend is unused here
             "scheduled_datasets": ",".join(scheduled),
             "prepare_function_name": self.prepare_function_name,
@@ -227,6 +249,34 @@ class PipelineStack(Stack):
                     ),
                 },
             )
+
+    def _trigger_prepare_on_object_created_events(self) -> None:
+        """S3's "Object Created" events on EventBridge (the raw bucket sends them) under incoming/."""
+        events.Rule(
+            self,
+            "UploadRule",
+            description=f"mixtune: a dataset dropped under {INCOMING_PREFIX} of the raw bucket starts a run",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [self.storage.names.bucket("raw")]},
+                    "object": {
+                        "key": events.Match.any_of(
+                            *(events.Match.wildcard(f"{INCOMING_PREFIX}*{s}") for s in INCOMING_SUFFIXES)
+                        )
+                    },
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.functions["prepare"],
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=2,
+                    max_event_age=Duration.hours(6),
+                )
+            ],
+        )
 
     # -- state machine ----------------------------------------------------------------------
 

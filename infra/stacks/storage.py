@@ -6,7 +6,7 @@ TLS-only and retained by default; other stacks receive these constructs and gran
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -54,8 +54,9 @@ class StorageStack(Stack):
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )
         )
-        if config.schedules:
-            # EventBridge delivers undeliverable schedule events to the encrypted dead-letter queue.
+        if config.schedules or config.upload_trigger == "eventbridge":
+            # EventBridge delivers undeliverable events (schedules, uploads) to the encrypted
+            # dead-letter queues.
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="AllowEventBridgeToUseTheDeadLetterQueueKey",
@@ -90,6 +91,14 @@ class StorageStack(Stack):
         )
         self.raw_bucket = self._data_bucket("RawBucket", "raw", removal)
         self.work_bucket = self._data_bucket("WorkBucket", "work", removal)
+        if config.upload_trigger == "eventbridge":
+            # S3 sends every event of the bucket to EventBridge, where the pipeline's rule picks
+            # "Object Created" under incoming/ (a plain bucket property: no custom resource).
+            raw = self.raw_bucket.node.default_child
+            assert isinstance(raw, s3.CfnBucket)
+            raw.add_property_override(
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+            )
 
         # Keys and indexes come from mixtune.runs, the code that reads and writes the table.
         runs = table_definition("runs")
@@ -140,6 +149,14 @@ class StorageStack(Stack):
         )
         if config.notification_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.notification_email))
+
+        for output_id, value, description in (
+            ("RawBucketName", self.raw_bucket.bucket_name, "Drop datasets under incoming/ here"),
+            ("WorkBucketName", self.work_bucket.bucket_name, "Prepared data, mixes, adapters, evaluations"),
+            ("RunEventsTopicArn", self.topic.topic_arn, "Run outcomes (subscribe, filter on status)"),
+            ("DataKeyArn", self.key.key_arn, "The customer-managed key of every bucket, table and topic"),
+        ):
+            CfnOutput(self, output_id, value=value, description=description)
 
     def _data_bucket(self, construct_id: str, purpose: str, removal: RemovalPolicy) -> s3.Bucket:
         return s3.Bucket(

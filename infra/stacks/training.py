@@ -1,23 +1,30 @@
-"""Training backends' identities: the HyperPod launcher role and the SageMaker execution role.
+"""Training backends' identities: the launcher role, the SageMaker execution role and the
+HyperPod job role.
 
 The launcher role is what the `launch_job` and `poll_job` Lambdas run as. It reaches only
 its job resources: the EKS cluster behind HyperPod (mapped through an access entry to a
 Kubernetes Role limited to `hyperpodpytorchjobs` in one namespace), SageMaker training jobs
 tagged by mixtune, passing the SageMaker execution role, and (granted by the pipeline stack)
 the run's item in the runs table and the job outputs under `runs/` in the work bucket.
+
+The jobs themselves read the mix and write adapters, checkpoints and results in the work bucket
+(with the data key): SageMaker jobs as the execution role, HyperPod pods as the job role, which
+EKS Pod Identity gives to the pods' service account in the jobs' namespace.
 """
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import ArnFormat, Aws, CfnOutput, Stack
 from aws_cdk import aws_eks as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from .config import InfraConfig
-from .grants import Targets, grant_bucket
+from .grants import S3_READ_BUCKET, S3_READ_OBJECTS, Targets, grant_bucket
+from .image import TrainingImage
 from .k8s_rbac import rbac_manifest
 from .nag import acknowledge
+from .names import NAG_PARTITION
 
 # The tag the sagemaker backend puts on every job it creates (mixtune.backends.sagemaker).
 JOB_TAG = "mixtune:job"
@@ -25,9 +32,18 @@ ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:Batc
 
 
 class TrainingIdentities(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: InfraConfig, targets: Targets) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: InfraConfig,
+        targets: Targets,
+        image: TrainingImage | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.config = config
 
         self.sagemaker_role = iam.Role(
             self,
@@ -36,6 +52,14 @@ class TrainingIdentities(Construct):
             description="mixtune SageMaker training jobs: the work bucket, their logs and metrics, the image",
         )
         grant_bucket(self.sagemaker_role, targets, "work", "read_write")
+        # EBS volumes encrypted with the data key (ResourceConfig.VolumeKmsKeyId): a grant for EC2.
+        self.sagemaker_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[targets.key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         self.sagemaker_role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -72,9 +96,13 @@ class TrainingIdentities(Construct):
                 ],
             )
         )
+        if image is not None:
+            image.grant_pull(self.sagemaker_role)
+        model_reasons = grant_model_reads(self.sagemaker_role, config.readable_model_uris)
         acknowledge(
             self.sagemaker_role,
             {
+                **model_reasons,
                 "AwsSolutions-IAM5[Resource::*]": (
                     "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
                     "permissions; metrics are limited to SageMaker namespaces by a condition."
@@ -128,6 +156,7 @@ class TrainingIdentities(Construct):
         }
 
         self.cluster_arn: str | None = None
+        self.job_role: iam.Role | None = None
         if config.hyperpod_enabled:
             self.cluster_arn = stack.format_arn(
                 service="eks", resource="cluster", resource_name=config.hyperpod_eks_cluster_name
@@ -157,10 +186,90 @@ class TrainingIdentities(Construct):
                 kubernetes_groups=[config.hyperpod_kubernetes_group],
                 type="STANDARD",
             )
+            self.job_role = self._hyperpod_job_role(targets, self.cluster_arn)
             CfnOutput(
                 self,
                 "HyperPodRbacManifest",
-                description="Apply with kubectl (see docs/infra.md): the launcher's namespaced Role and RoleBinding",
-                value=rbac_manifest(config.hyperpod_namespace, config.hyperpod_kubernetes_group),
+                description="Apply with kubectl (see docs/infra.md): the jobs' namespace and service account, "
+                "the launcher's namespaced Role and RoleBinding",
+                value=rbac_manifest(
+                    config.hyperpod_namespace,
+                    config.hyperpod_kubernetes_group,
+                    config.hyperpod_service_account,
+                ),
+            )
+            CfnOutput(
+                self,
+                "HyperPodJobRoleArn",
+                description=f"The role of the job pods (service account {config.hyperpod_namespace}/"
+                f"{config.hyperpod_service_account}, by EKS Pod Identity: the cluster needs the "
+                "eks-pod-identity-agent add-on)",
+                value=self.job_role.role_arn,
             )
         acknowledge(self.launcher_role, reasons)
+        CfnOutput(
+            self,
+            "SageMakerExecutionRoleArn",
+            description="The role of mixtune's SageMaker training jobs",
+            value=self.sagemaker_role.role_arn,
+        )
+        if image is not None:
+            CfnOutput(self, "TrainingImageUri", description="The image every job runs", value=image.uri)
+        if image is not None and image.asset is not None and config.hyperpod_enabled:
+            CfnOutput(
+                self,
+                "TrainingImageRepositoryArn",
+                description="HyperPod nodes pull the image as the cluster's instance role: allow it "
+                "ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on this repository",
+                value=image.asset.repository.repository_arn,
+            )
+
+    def _hyperpod_job_role(self, targets: Targets, cluster_arn: str) -> iam.Role:
+        """The pods' AWS identity: the work bucket and the data key, base models to read, nothing else."""
+        config, stack = self.config, Stack.of(self)
+        role = iam.Role(
+            self,
+            "HyperPodJobRole",
+            assumed_by=iam.ServicePrincipal(
+                "pods.eks.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": cluster_arn},
+                },
+            ).with_session_tags(),
+            description="mixtune HyperPod job pods: the work bucket with the data key, base models to read",
+        )
+        grant_bucket(role, targets, "work", "read_write")
+        acknowledge(role, grant_model_reads(role, config.readable_model_uris))
+        eks.CfnPodIdentityAssociation(
+            self,
+            "HyperPodJobPodIdentity",
+            cluster_name=config.hyperpod_eks_cluster_name,
+            namespace=config.hyperpod_namespace,
+            service_account=config.hyperpod_service_account,
+            role_arn=role.role_arn,
+        )
+        return role
+
+
+def grant_model_reads(role: iam.IRole, uris: tuple[str, ...]) -> dict[str, str]:
+    """Read access to s3:// folders of base models; returns the cdk-nag reasons it needs."""
+    reasons = {}
+    for uri in uris:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        keys = f"{prefix.rstrip('/')}/*" if prefix.strip("/") else "*"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(S3_READ_OBJECTS), resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}/{keys}"]
+            )
+        )
+        listing = iam.PolicyStatement(
+            actions=list(S3_READ_BUCKET), resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}"]
+        )
+        if keys != "*":
+            listing.add_condition("StringLike", {"s3:prefix": [keys]})
+        role.add_to_principal_policy(listing)
+        reasons[f"AwsSolutions-IAM5[Resource::arn:{NAG_PARTITION}:s3:::{bucket}/{keys}]"] = (
+            f"The files of the base model folder {uri} (a Hugging Face checkpoint), read only."
+        )
+    return reasons

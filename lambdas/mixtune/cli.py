@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("prepare", "mix", "local", "demo", "runs")
+COMMAND_MODULES = ("prepare", "mix", "local", "demo", "runs", "backends")
 
 
 class UsageError(Exception):

@@ -5,7 +5,7 @@ Every handler, the training image and the demo take these names from here::
     s3://<work>/datasets/<run id>/   prepared.jsonl  eval.jsonl  rejected.jsonl  report.json
     s3://<work>/runs/<run id>/mix/   mixed.jsonl  manifest.json  (spec.json: a mix run as a job)
     s3://<work>/runs/<run id>/<step>/  (smoke, train, evaluate_baseline, evaluate_tuned; prepare: a prepare job's own files)
-        train and smoke:   adapter/  metrics.json  progress.jsonl
+        train and smoke:   adapter/  metrics.json  progress.jsonl  checkpoints/ (train)
         evaluations:       eval.json
     s3://<work>/reports/<run id>/    report.html  report.md  summary.json
 
@@ -33,6 +33,7 @@ MIX_SPEC = "spec.json"  # the resolved mix spec a mix job reads
 ADAPTER = "adapter"
 TRAIN_METRICS = "metrics.json"
 PROGRESS = "progress.jsonl"
+CHECKPOINTS = "checkpoints"
 EVAL_RESULT = "eval.json"
 # the run's report, written when its outcome is announced
 REPORTS = "reports"
@@ -107,3 +108,8 @@ def progress(train_output: str) -> str:
 
 def train_metrics(train_output: str) -> str:
     return storage.join(train_output, TRAIN_METRICS)
+
+
+def checkpoints(train_output: str) -> str:
+    """The durable checkpoint folder of a training job (SageMaker CheckpointConfig, HyperPod)."""
+    return storage.join(train_output, CHECKPOINTS)

@@ -37,6 +37,24 @@ class Settings(BaseSettings):
     sagemaker_role_arn: str = ""
     hyperpod_cluster_name: str = ""
     hyperpod_namespace: str = "mixtune"
+    # What the HyperPod pods run: the training operator needs its elastic agent (hyperpodrun,
+    # package hyperpod-elastic-agent in the image); "torchrun" only for clusters without the operator.
+    hyperpod_launcher: str = "hyperpodrun"
+    # The pods' Kubernetes service account, which EKS Pod Identity maps to the job role.
+    hyperpod_service_account: str = "mixtune-training"
+    # Kueue LocalQueue and WorkloadPriorityClass of jobs whose run config names none ("" = none).
+    hyperpod_queue: str = ""
+    hyperpod_priority: str = ""
+    # A PersistentVolumeClaim (FSx for Lustre) mounted in every pod for checkpoints; "" keeps
+    # them in S3 under the run's folder.
+    hyperpod_checkpoint_claim: str = ""
+    # The data key (KMS key ARN): SageMaker encrypts job outputs and EBS volumes with it.
+    kms_key_arn: str = ""
+    # SageMaker training jobs in a VPC: subnet and security group ids (both or neither).
+    sagemaker_subnets: list[str] = []
+    sagemaker_security_groups: list[str] = []
+    # Encrypt traffic between the instances of a multi-node SageMaker job.
+    sagemaker_inter_container_encryption: bool = True
     # Working folder of the local backend (subprocess training on this machine), and how many
     # of its jobs run at once (0: what fits this machine); more wait in a queue.
     local_workdir: str = ""

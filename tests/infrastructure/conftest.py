@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ TEST_CONTEXT: dict[str, Any] = {
     "hyperpodClusterName": "ml-hyperpod",
     "hyperpodEksClusterName": "ml-hyperpod-eks",
     "hyperpodNamespace": "team-a",
+    "modelUris": ["s3://ml-models/llama-3.1-8b/"],
     "mixtune:skipLayerBundling": True,
 }
 
@@ -49,6 +51,17 @@ class Synthesized:
 
 def cdk_json_context() -> dict[str, Any]:
     return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+def cfn_lint(outdir: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint (W3005 ignored) on every template synthesized into ``outdir``."""
+    templates = sorted(str(p) for p in outdir.glob("*.template.json"))
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--ignore-checks", "W3005", "--", *templates],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def validation_failures(outdir: Path) -> list[str]:

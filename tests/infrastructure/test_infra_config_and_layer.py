@@ -131,5 +131,6 @@ def test_requirements_hash_changes_with_the_requirements():
 def test_rbac_cli_prints_a_manifest_for_the_namespace(capsys):
     assert rbac_main(["--namespace", "team-b"]) == 0
     objects = list(yaml.safe_load_all(capsys.readouterr().out))
-    assert {o["kind"] for o in objects} == {"Role", "RoleBinding"}
-    assert {o["metadata"]["namespace"] for o in objects} == {"team-b"}
+    assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "Role", "RoleBinding"]
+    assert objects[0]["metadata"]["name"] == "team-b"
+    assert {o["metadata"]["namespace"] for o in objects[1:]} == {"team-b"}

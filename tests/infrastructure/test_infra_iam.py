@@ -193,7 +193,13 @@ def test_launcher_role_is_mapped_into_the_cluster_through_an_access_entry(synthe
 def test_rbac_manifest_output_limits_the_group_to_hyperpod_jobs_in_one_namespace(synthesized):
     outputs = synthesized.raw["MixtunePipeline"]["Outputs"]
     (manifest,) = [o["Value"] for key, o in outputs.items() if key.startswith("TrainingHyperPodRbacManifest")]
-    role, binding = yaml.safe_load_all(manifest)
+    namespace, account, role, binding = yaml.safe_load_all(manifest)
+    assert namespace["kind"] == "Namespace" and namespace["metadata"]["name"] == "team-a"
+    assert account["kind"] == "ServiceAccount" and account["metadata"] == {
+        "name": "mixtune-training",
+        "namespace": "team-a",
+        "labels": {"app.kubernetes.io/managed-by": "mixtune"},
+    }
     assert role["kind"] == "Role" and role["metadata"]["namespace"] == "team-a"
     (rule,) = role["rules"]
     assert rule["apiGroups"] == [HYPERPOD_API_GROUP]
@@ -213,12 +219,14 @@ def test_sagemaker_execution_role_is_assumed_by_sagemaker_and_scoped_to_the_work
     ]
     trust = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
-    buckets = set()
+    buckets: dict[str, set[str]] = {}
     for statement in _role_statements(synthesized, "MixtunePipeline", role_id):
         for action in _as_list(statement["Action"]):
             if action.startswith("s3:"):
-                buckets |= {_render(r).split(":::")[1].split("/")[0] for r in _as_list(statement["Resource"])}
-    assert buckets == {"mixtune-work-123456789012-us-east-1"}
+                for resource in _as_list(statement["Resource"]):
+                    buckets.setdefault(_render(resource).split(":::")[1].split("/")[0], set()).add(action)
+    assert set(buckets) == {"mixtune-work-123456789012-us-east-1", "ml-models"}
+    assert buckets["ml-models"] == {"s3:GetObject", "s3:ListBucket"}  # base models: read only
 
 
 def test_without_hyperpod_context_there_is_no_cluster_access_at_all(build_app):

@@ -240,6 +240,7 @@ HYPERPOD_JOB: dict[str, Any] = {
     "job_name": "run-5-train",
     "entry_point": "train",
     "arguments": ["--output", "s3://work/runs/5/train"],
+    "instance_type": "ml.g5.12xlarge",
     "node_count": 2,
     "gpus_per_node": 4,
     "output_uri": "s3://work/runs/5/train",

@@ -39,8 +39,8 @@ def test_an_aborted_execution_ends_the_run_failed_stops_its_jobs_and_notifies_on
     stack.client("stepfunctions").stop_execution(executionArn=result["execution_arn"], cause="operator")
     run = stack.wait_for_run(result["run_id"], lambda run: run.status == "FAILED")
     assert run.failure.error == "ExecutionAborted"
+    (message,) = stack.messages(wait_s=30)  # announced after the jobs are stopped
     assert run.lineage.job_ids["train"] in stack.plan.cancelled
-    (message,) = stack.messages()
     assert message["MessageAttributes"]["status"]["Value"] == "FAILED"
     assert message["Message"]["failure"]["error"] == "ExecutionAborted"
 

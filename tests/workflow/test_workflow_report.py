@@ -44,7 +44,7 @@ def test_a_promoted_run_gets_a_report_with_scores_loss_curve_and_states(stack: A
     page, summary = _report(stack, run, message)
     assert summary["verdict"]["headline"] == "Promoted"
     scores = page.table_with("metric")
-    assert scores[1][:3] == ["domain macro-F1", "0.300", "0.800"]
+    assert scores[1][:3] == ["domain macro-F1", "0.300 [0.100, 0.495]", "0.800 [0.596, 0.950]"]
     assert page.tags["svg"] >= 4  # scores, loss, mix shares, state timeline
     states = [row[0] for row in page.table_with("state")[1:]]
     assert states[:3] == ["Mix", "SmokeTrain", "Train"] and "Record" in states
@@ -83,8 +83,9 @@ def test_a_run_the_gate_refuses_gets_a_report_with_the_gate_reasons(stack: Any) 
     (message,) = stack.messages()
     page, summary = _report(stack, run, message)
     assert summary["verdict"]["headline"] == "Rejected by the gate"
-    assert any("MMLU drop 10.00 pts > budget" in reason for reason in summary["verdict"]["reasons"])
-    assert "MMLU drop 10.00 pts > budget 1.00" in page.text
+    reason = "MMLU drop +10.00 pts, 95% CI [+8.12, +11.86], credibly over budget 1.00"
+    assert reason in summary["verdict"]["reasons"]
+    assert reason in page.text
     mmlu = next(row for row in page.table_with("metric") if row[0] == "MMLU accuracy")
     assert mmlu[3].startswith("-10.0 pts")
 

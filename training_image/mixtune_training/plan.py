@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mixtune.instances import INSTANCE_TYPES, Accelerator, canonical_name
 from mixtune.training_config import TrainConfig
 
 MAX_AUTO_GLOBAL_BATCH = 128
@@ -31,41 +32,12 @@ OVERHEAD_GIB = 3.0  # CUDA context, NCCL buffers, allocator slack
 FIT_FRACTION = 0.9  # leave a tenth of the GPU for fragmentation
 
 
-@dataclass(frozen=True)
-class Accelerator:
-    name: str
-    memory_gib: float  # as the driver reports it (nvidia-smi total memory)
-
-
-H100 = Accelerator("H100 80GB", 79.6)
-H200 = Accelerator("H200 141GB", 139.8)
-B200 = Accelerator("B200", 178.4)
-A100_40 = Accelerator("A100 40GB", 39.4)
-A100_80 = Accelerator("A100 80GB", 79.2)
-A10G = Accelerator("A10G", 22.5)
-L4 = Accelerator("L4", 22.5)
-L40S = Accelerator("L40S", 44.5)
-
-# SageMaker / HyperPod instance types: (GPUs, accelerator). The ``ml.`` prefix is optional.
+# SageMaker / HyperPod instance types: (GPUs, accelerator), from the one table in
+# mixtune.instances (which the backends size their jobs with too). The ``ml.`` prefix is optional.
 INSTANCES: dict[str, tuple[int, Accelerator]] = {
-    "ml.p5.48xlarge": (8, H100),
-    "ml.p5e.48xlarge": (8, H200),
-    "ml.p5en.48xlarge": (8, H200),
-    "ml.p6-b200.48xlarge": (8, B200),
-    "ml.p4d.24xlarge": (8, A100_40),
-    "ml.p4de.24xlarge": (8, A100_80),
-    **{f"ml.g5.{size}": (1, A10G) for size in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "16xlarge")},
-    "ml.g5.12xlarge": (4, A10G),
-    "ml.g5.24xlarge": (4, A10G),
-    "ml.g5.48xlarge": (8, A10G),
-    **{f"ml.g6.{size}": (1, L4) for size in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "16xlarge")},
-    "ml.g6.12xlarge": (4, L4),
-    "ml.g6.24xlarge": (4, L4),
-    "ml.g6.48xlarge": (8, L4),
-    **{f"ml.g6e.{size}": (1, L40S) for size in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "16xlarge")},
-    "ml.g6e.12xlarge": (4, L40S),
-    "ml.g6e.24xlarge": (4, L40S),
-    "ml.g6e.48xlarge": (8, L40S),
+    name: (shape.gpus, shape.accelerator)
+    for name, shape in INSTANCE_TYPES.items()
+    if shape.accelerator is not None
 }
 
 # Architecture classes for plans without a model folder at hand (public config.json values).
@@ -119,7 +91,7 @@ class Hardware:
 
 
 def hardware_for(instance_type: str, nodes: int = 1, gpus_per_node: int | None = None) -> Hardware:
-    name = instance_type if instance_type.startswith("ml.") else f"ml.{instance_type}"
+    name = canonical_name(instance_type)
     if name not in INSTANCES:
         raise PlanError(f"unknown instance type {instance_type!r}; known: {', '.join(sorted(INSTANCES))}")
     gpus, accelerator = INSTANCES[name]

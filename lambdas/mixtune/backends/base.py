@@ -22,9 +22,10 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mixtune import errors
+from mixtune.instances import INSTANCE_TYPES, find_instance_type
 from mixtune.settings import Settings
 
 EntryPoint = Literal["train", "evaluate", "generate-rehearsal", "prepare", "mix"]
@@ -39,6 +40,9 @@ ENTRY_MODULES: dict[str, str] = {
     "prepare": "mixtune.commands.prepare",
     "mix": "mixtune.commands.mix",
 }
+# Entry points that run as one process on one node (one GPU, none for the data steps); only
+# training spans GPUs and nodes.
+SINGLE_PROCESS_ENTRY_POINTS = frozenset({"evaluate", "generate-rehearsal", "prepare", "mix"})
 
 # Kubernetes object names (DNS-1123 labels) are the strictest of the three backends; SageMaker
 # training job names accept all of them too.
@@ -103,11 +107,18 @@ class JobSpec(BaseModel):
     image_uri: str = Field(default="", description="Training image (sagemaker, hyperpod).")
     instance_type: str = "ml.g5.xlarge"
     node_count: int = Field(default=1, ge=1)
-    gpus_per_node: int = Field(default=1, ge=0)
+    gpus_per_node: int | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs per node; default: every GPU of the instance type for training, one otherwise.",
+    )
     environment: dict[str, str] = Field(default_factory=dict)
     # Named input locations (local path or s3://); a list is accepted and named input_0, input_1...
     input_uris: dict[str, str] = Field(default_factory=dict)
     output_uri: str = Field(default="", description="Where the job writes its outputs (progress.jsonl too).")
+    checkpoint_uri: str = Field(
+        default="", description="Durable checkpoint place (s3:// prefix) a restarted job resumes from."
+    )
     max_runtime_s: int = Field(default=24 * 3600, ge=1)  # SageMaker's MaxRuntimeInSeconds minimum
     # Retries of the whole job after infrastructure failures (HyperPod auto-resume, SageMaker
     # RetryStrategy); the local backend never retries.
@@ -140,15 +151,51 @@ class JobSpec(BaseModel):
             raise ValueError(f"names must be letters, digits and '_' (not starting with a digit): {bad}")
         return value
 
+    @model_validator(mode="after")
+    def _single_process_on_one_node(self) -> JobSpec:
+        if not self.distributed and self.node_count > 1:
+            raise ValueError(f"{self.entry_point} runs as one process: node_count must be 1")
+        return self
+
     @property
     def module(self) -> str:
         return ENTRY_MODULES[self.entry_point]
 
-    def job_environment(self) -> dict[str, str]:
-        """The spec's environment plus the job's locations, so code in the job can find them."""
+    @property
+    def distributed(self) -> bool:
+        """One process per GPU on every node (training), or a single process (the others)."""
+        return self.entry_point not in SINGLE_PROCESS_ENTRY_POINTS
+
+    def gpus(self) -> int:
+        """GPUs each node gives the job: ``gpus_per_node``, else the instance type's (training)
+        or one of them (single-process entry points)."""
+        shape = find_instance_type(self.instance_type)
+        if self.gpus_per_node is not None:
+            if shape is not None and self.gpus_per_node > shape.gpus:
+                raise BackendError(
+                    f"{shape.name} has {shape.gpus} GPU(s); gpus_per_node is {self.gpus_per_node}"
+                )
+            return self.gpus_per_node
+        if shape is None:
+            raise BackendError(
+                f"unknown instance type {self.instance_type!r}: set gpus_per_node, or use one of "
+                f"{', '.join(sorted(INSTANCE_TYPES))}"
+            )
+        return shape.gpus if self.distributed else min(shape.gpus, 1)
+
+    def processes_per_node(self) -> int:
+        return max(self.gpus(), 1) if self.distributed else 1
+
+    def job_environment(self, checkpoint_uri: bool = True) -> dict[str, str]:
+        """The spec's environment plus the job's locations, so code in the job can find them.
+
+        ``MIXTUNE_CHECKPOINT_URI`` is the checkpoint contract of the training image, for backends
+        that leave syncing to the job (``checkpoint_uri=False`` where the platform syncs)."""
         env = {"MIXTUNE_JOB_NAME": self.job_name}
         if self.output_uri:
             env["MIXTUNE_OUTPUT_URI"] = self.output_uri
+        if self.checkpoint_uri and checkpoint_uri:
+            env["MIXTUNE_CHECKPOINT_URI"] = self.checkpoint_uri
         for name, uri in self.input_uris.items():
             env[f"MIXTUNE_INPUT_{name.upper()}_URI"] = uri
         env.update(self.environment)

@@ -84,24 +84,42 @@ class HyperPodBackend:
         cluster_name: str,
         namespace: str,
         image_uri: str = "",
-        launcher: str = "torchrun",
+        launcher: str = manifests.DEFAULT_LAUNCHER,
         session: Any = None,
+        service_account: str = "",
+        checkpoint_claim: str = "",
     ) -> None:
         self.cluster_name = cluster_name
         self.namespace = namespace
         self.image_uri = image_uri
         self.launcher = launcher
+        self.service_account = service_account
+        self.checkpoint_claim = checkpoint_claim
         self._session = session
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HyperPodBackend:
-        return cls(settings.hyperpod_cluster_name, settings.hyperpod_namespace, settings.training_image_uri)
+        return cls(
+            settings.hyperpod_cluster_name,
+            settings.hyperpod_namespace,
+            settings.training_image_uri,
+            launcher=settings.hyperpod_launcher,
+            service_account=settings.hyperpod_service_account,
+            checkpoint_claim=settings.hyperpod_checkpoint_claim,
+        )
 
     def manifest(self, spec: JobSpec) -> dict[str, Any]:
         image = spec.image_uri or self.image_uri
         if not image:
             raise BackendError("hyperpod backend: no image (JobSpec.image_uri or MIXTUNE_TRAINING_IMAGE_URI)")
-        return manifests.manifest_for(spec, self.namespace, image, self.launcher)
+        pod = manifests.PodSettings(
+            namespace=self.namespace,
+            image=image,
+            launcher=self.launcher,
+            service_account=self.service_account,
+            checkpoint_claim=self.checkpoint_claim,
+        )
+        return manifests.manifest_for(spec, pod)
 
     def submit(self, spec: JobSpec) -> JobRef:
         manifest = self.manifest(spec)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixtune import layout
+from mixtune import layout, storage
 from mixtune.backends.base import JobSpec, job_name_for
 from mixtune.runs.model import RunConfig
 from mixtune.settings import Settings
 from mixtune.steps.state import JobKind, JobSlot, MixOutput
 from mixtune.training_config import EvalConfig, TrainConfig
 
+# Restarts of the full training job after infrastructure failures; it resumes from its checkpoints.
+TRAIN_MAX_RETRIES = 2
 ENTRY_POINTS: dict[str, str] = {
     "prepare": "prepare",
     "mix": "mix",
@@ -115,6 +117,9 @@ def job_spec(
         inputs = {"domain_data": evaluation.domain_data or ""}
         if evaluation.adapter:
             inputs["adapter"] = evaluation.adapter
+    base_model = base_model_of(config, settings)
+    if storage.is_s3(base_model):
+        inputs["base_model"] = base_model  # a folder of weights the job downloads (no hub needed)
     # The full run trains on every node; the smoke run and the evaluations need one.
     full = kind == "train"
     spec: dict[str, Any] = {
@@ -127,10 +132,17 @@ def job_spec(
         "output_uri": output_uri,
         "max_runtime_s": config.max_runtime_s or settings.max_runtime_s,
         "environment": {"MIXTUNE_RUN_ID": run_id, "MIXTUNE_STEP": kind},
+        "queue": config.queue or settings.hyperpod_queue or None,
+        "priority": config.priority or settings.hyperpod_priority or None,
     }
+    if full:
+        # A restarted job (node failure, HyperPod auto-resume, SageMaker retry) resumes from here.
+        spec["checkpoint_uri"] = layout.checkpoints(output_uri)
+        spec["max_retries"] = TRAIN_MAX_RETRIES
     if config.instance_type:
         spec["instance_type"] = config.instance_type
-    if config.gpus_per_node is not None:
+    if config.gpus_per_node is not None and ENTRY_POINTS[kind] == "train":
+        # Evaluation is one process on one GPU whatever the training used.
         spec["gpus_per_node"] = config.gpus_per_node
     return JobSpec.model_validate(spec)
 
@@ -165,6 +177,8 @@ def data_job_spec(
         "output_uri": output_uri,
         "max_runtime_s": config.max_runtime_s or settings.max_runtime_s,
         "environment": {"MIXTUNE_RUN_ID": run_id, "MIXTUNE_STEP": kind},
+        "queue": config.queue or settings.hyperpod_queue or None,
+        "priority": config.priority or settings.hyperpod_priority or None,
     }
     instance_type = settings.data_job_instance_type or config.instance_type
     if instance_type:

@@ -1,13 +1,18 @@
 """The ``sagemaker`` backend: one SageMaker training job per spec.
 
-The training image's entry point becomes the container entry point (``ContainerEntrypoint`` /
-``ContainerArguments``), so the image needs no SageMaker training toolkit. SageMaker keeps the
-job's model artifacts under the spec's ``output_uri`` (the work bucket); the entry point itself
-writes its outputs to the ``--output`` it is given.
+The container runs the training image's launcher, ``launch [--nproc-per-node=N] <entry point>``
+(``ContainerEntrypoint``) with the entry point's arguments (``ContainerArguments``), so the image
+needs no SageMaker training toolkit: on every host ``mixtune-launch`` reads SageMaker's resource
+config and starts ``torchrun`` with the node count, its node rank and the first host as master
+(any ``InstanceCount``); evaluation runs as one process on the first host. SageMaker keeps the
+job's model artifacts under the spec's ``output_uri`` (the work bucket), syncs
+``/opt/ml/checkpoints`` with the spec's ``checkpoint_uri`` (``CheckpointConfig``), encrypts the
+outputs and EBS volumes with the data key, and runs the job in the given VPC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,10 +29,15 @@ from mixtune.backends.base import (
     check_ref,
     read_progress,
 )
+from mixtune.instances import find_instance_type
 from mixtune.settings import Settings
 
 NAME = "sagemaker"
 VOLUME_SIZE_GB = 100
+# The training image's launcher (mixtune-launch): torchrun over the job's hosts from SageMaker's
+# resource config; evaluation and rehearsal generation as one process on the first host.
+LAUNCHER = "launch"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 # SecondaryStatus values of an InProgress job that has not started training yet.
 _NOT_STARTED = {
     "Starting",
@@ -51,14 +61,35 @@ _PERMISSION_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOpera
 class SageMakerBackend:
     name = NAME
 
-    def __init__(self, role_arn: str, image_uri: str = "", client: Any = None) -> None:
+    def __init__(
+        self,
+        role_arn: str,
+        image_uri: str = "",
+        client: Any = None,
+        *,
+        kms_key_arn: str = "",
+        subnets: Sequence[str] = (),
+        security_groups: Sequence[str] = (),
+        inter_container_encryption: bool = True,
+    ) -> None:
         self.role_arn = role_arn
         self.image_uri = image_uri
+        self.kms_key_arn = kms_key_arn
+        self.subnets = list(subnets)
+        self.security_groups = list(security_groups)
+        self.inter_container_encryption = inter_container_encryption
         self._client = client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SageMakerBackend:
-        return cls(settings.sagemaker_role_arn, settings.training_image_uri)
+        return cls(
+            settings.sagemaker_role_arn,
+            settings.training_image_uri,
+            kms_key_arn=settings.kms_key_arn,
+            subnets=settings.sagemaker_subnets,
+            security_groups=settings.sagemaker_security_groups,
+            inter_container_encryption=settings.sagemaker_inter_container_encryption,
+        )
 
     @property
     def client(self) -> Any:
@@ -79,27 +110,22 @@ class SageMakerBackend:
             raise BackendError("sagemaker backend: no execution role (MIXTUNE_SAGEMAKER_ROLE_ARN)")
         if not spec.output_uri.startswith("s3://"):
             raise BackendError(f"sagemaker backend: output_uri must be an s3:// URI, got {spec.output_uri!r}")
-        if spec.node_count > 1:
-            # A plain container gets no rendezvous address from SageMaker; multi-node is HyperPod's job.
+        if spec.checkpoint_uri and not spec.checkpoint_uri.startswith("s3://"):
             raise BackendError(
-                "sagemaker backend runs single-node jobs; use the hyperpod backend for node_count > 1"
+                f"sagemaker backend: checkpoint_uri must be an s3:// URI, got {spec.checkpoint_uri!r}"
             )
-        if spec.gpus_per_node > 1:
-            entrypoint = [
-                "torchrun",
-                "--standalone",
-                f"--nproc-per-node={spec.gpus_per_node}",
-                "-m",
-                spec.module,
-            ]
-        else:
-            entrypoint = ["python", "-m", spec.module]
+        if bool(self.subnets) != bool(self.security_groups):
+            raise BackendError(
+                "sagemaker backend: a VPC needs both subnets and security groups "
+                "(MIXTUNE_SAGEMAKER_SUBNETS, MIXTUNE_SAGEMAKER_SECURITY_GROUPS)"
+            )
+        environment = spec.job_environment(checkpoint_uri=False)
         request: dict[str, Any] = {
             "TrainingJobName": spec.job_name,
             "AlgorithmSpecification": {
                 "TrainingImage": image,
                 "TrainingInputMode": "File",
-                "ContainerEntrypoint": entrypoint,
+                "ContainerEntrypoint": launch_entrypoint(spec),
                 "ContainerArguments": spec.arguments,
             },
             "RoleArn": self.role_arn,
@@ -110,11 +136,24 @@ class SageMakerBackend:
                 "VolumeSizeInGB": VOLUME_SIZE_GB,
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
-            "Environment": spec.job_environment(),
+            "Environment": environment,
+            "EnableInterContainerTrafficEncryption": self.inter_container_encryption,
             "Tags": [{"Key": "mixtune:job", "Value": spec.job_name}],
         }
         if not request["AlgorithmSpecification"]["ContainerArguments"]:
             del request["AlgorithmSpecification"]["ContainerArguments"]  # the API rejects an empty list
+        if self.kms_key_arn:
+            request["OutputDataConfig"]["KmsKeyId"] = self.kms_key_arn
+            shape = find_instance_type(spec.instance_type)
+            # Instance storage is encrypted by the hardware; SageMaker refuses a key for it.
+            if shape is not None and not shape.instance_storage:
+                request["ResourceConfig"]["VolumeKmsKeyId"] = self.kms_key_arn
+        if self.subnets:
+            request["VpcConfig"] = {"SecurityGroupIds": self.security_groups, "Subnets": self.subnets}
+        if spec.checkpoint_uri:
+            # SageMaker syncs the local folder with S3 both ways: a retried job finds its checkpoints.
+            request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+            environment["MIXTUNE_CHECKPOINT_DIR"] = CHECKPOINT_LOCAL_PATH
         if spec.max_retries:
             request["RetryStrategy"] = {"MaximumRetryAttempts": spec.max_retries}
         return request
@@ -155,6 +194,16 @@ class SageMakerBackend:
             raise _translate(error, f"stop training job {ref.id!r}") from error
         except BotoCoreError as error:
             raise TransientError(f"stop training job {ref.id!r}: {error}") from error
+
+
+def launch_entrypoint(spec: JobSpec) -> list[str]:
+    """``launch [--nproc-per-node=N] <entry point>``: the image's launcher starts the processes
+    (one per GPU on every host for training; the GPUs are counted in the job where the instance
+    type is unknown here)."""
+    entrypoint = [LAUNCHER]
+    if spec.distributed and (spec.gpus_per_node is not None or find_instance_type(spec.instance_type)):
+        entrypoint.append(f"--nproc-per-node={spec.processes_per_node()}")
+    return [*entrypoint, spec.entry_point]
 
 
 def map_training_job_status(job: dict[str, Any]) -> tuple[JobState, str | None]:

@@ -283,7 +283,7 @@ def _plan_examples(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> 
         members = grouped.get(category, [])
         sizes = [item.scan.eligible_count for item in members]
         needed = category_counts[category]
-        if needed and sum(sizes) == 0:
+        if sum(sizes) == 0:  # asked for (share > 0) even when rounding leaves it no records
             raise MixError(
                 f"general category {category!r} has no records (sources: "
                 f"{', '.join(item.name for item in members) or 'none'})"
@@ -323,7 +323,7 @@ def _plan_tokens(spec: MixSpec, inputs: list[_Input], warnings: list[str]) -> No
     for category, target in category_targets.items():
         members = grouped.get(category, [])
         sizes = [item.scan.eligible_tokens() for item in members]
-        if target and sum(sizes) == 0:
+        if sum(sizes) == 0:  # asked for (share > 0) even when rounding leaves it no tokens
             raise MixError(
                 f"general category {category!r} has no records (sources: "
                 f"{', '.join(item.name for item in members) or 'none'})"

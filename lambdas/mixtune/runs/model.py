@@ -73,6 +73,19 @@ class RunConfig(BaseModel):
     instance_type: str | None = None
     node_count: int = Field(default=1, ge=1, le=64)
     gpus_per_node: int | None = Field(default=None, ge=0, le=16)
+    # Kueue scheduling of HyperPod jobs; default: the service's MIXTUNE_HYPERPOD_QUEUE / _PRIORITY.
+    queue: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Kueue LocalQueue",
+    )
+    priority: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Kueue WorkloadPriorityClass",
+    )
     prepare: dict[str, Any] = Field(default_factory=dict, description="dataprep PrepareOptions fields")
     mix: dict[str, Any] = Field(default_factory=dict, description="mixing MixSpec fields")
     train: TrainConfig = Field(default_factory=TrainConfig)
