@@ -98,7 +98,7 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _clear_cached_settings() -> None:
+def clear_cached_settings() -> None:
     from mixtune.settings import get_settings
 
     get_settings.cache_clear()
@@ -107,11 +107,11 @@ def _clear_cached_settings() -> None:
 def call_handler(handler: str, env: dict[str, str], event: Any, context: LambdaContext) -> Any:
     """Call a handler with its environment applied; exceptions propagate."""
     with _ENV_LOCK, _environment(env):
-        _clear_cached_settings()
+        clear_cached_settings()
         try:
             return resolve_handler(handler)(event, context)
         finally:
-            _clear_cached_settings()
+            clear_cached_settings()
 
 
 def run_in_process(handler: str, env: dict[str, str], event: Any) -> tuple[str, bool, str]:

@@ -23,7 +23,13 @@ import sys
 import tempfile
 from typing import IO, Any
 
-from mixtune.local.invoke import call_handler, context_for, error_payload, resolve_handler
+from mixtune.local.invoke import (
+    call_handler,
+    clear_cached_settings,
+    context_for,
+    error_payload,
+    resolve_handler,
+)
 
 
 def _private_streams() -> tuple[IO[str], IO[str]]:
@@ -58,6 +64,8 @@ def _use_tmpdir(path: str) -> None:
 def serve(handler: str, proto_in: IO[str], proto_out: IO[str]) -> int:
     with contextlib.suppress(Exception):  # an import error is raised again, and answered, at invoke
         resolve_handler(handler)
+        context_for(dict(os.environ), handler)  # the runtime's own imports are init too
+        clear_cached_settings()
     proto_out.write(json.dumps({"ready": True}) + "\n")
     proto_out.flush()
     for line in proto_in:
