@@ -141,3 +141,28 @@ def test_a_parquet_drop_is_prepared_by_a_job_and_the_run_succeeds(stack: Any) ->
     assert "Parquet" in run.lineage.placement["prepare"].reason
     report = json.loads(storage.read_bytes(run.lineage.report_uri))
     assert report["format"] == "parquet" and report["counts"]["input"] == 60
+
+
+@pytest.mark.parametrize("path", ["lambda", "job"])
+def test_a_record_longer_than_the_training_length_is_rejected_in_the_pipeline_with_its_line(
+    stack: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """In the pipeline prepare.max_tokens defaults to the run's train.max_length, whether the
+    dataset is prepared in Lambda or by a job: the trainer would cut the long record's answer."""
+    from mixtune.settings import get_settings
+
+    monkeypatch.setenv("MIXTUNE_DEFAULT_RUN_CONFIG", json.dumps({"train": {"max_length": 256}}))
+    if path == "job":
+        monkeypatch.setenv("MIXTUNE_PREPARE_LAMBDA_MAX_BYTES", "100")
+    get_settings.cache_clear()
+    rows = support_intents(60, seed=5)
+    rows[6] = {"text": "please help " * 2000, "intent": rows[6]["intent"]}  # line 7: ~4,000 tokens
+    result = drop_dataset(stack, "long", "".join(json.dumps(row) + "\n" for row in rows).encode())
+    if result["execution_arn"]:
+        stack.wait_for_execution(result["execution_arn"])
+    run = stack.repo().get(result["run_id"])
+    assert run.lineage.placement["prepare"].runs_on == path
+    report = json.loads(storage.read_bytes(run.lineage.report_uri))
+    assert report["options"]["max_tokens"] == 256
+    assert [(e["line"], e["rule"]) for e in report["errors"]] == [(7, "max_tokens")]
+    assert report["counts"]["rejected"] == 1

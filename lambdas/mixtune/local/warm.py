@@ -204,7 +204,8 @@ class WarmPool:
         reply = worker.invoke(event)
         if reply is None or not worker.alive:  # died, or killed past a limit
             with self._changed:
-                self._all.remove(worker)
+                if worker in self._all:  # close() may have taken every worker meanwhile
+                    self._all.remove(worker)
             self._release(key, None)
         else:
             self._release(key, worker)
