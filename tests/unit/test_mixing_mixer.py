@@ -327,7 +327,7 @@ def test_a_mix_that_would_spill_past_its_temp_budget_stops_before_writing(
     domain, catalog = inputs
     monkeypatch.setattr(mixing_lines, "BUCKET_BYTES", 2000)
     monkeypatch.setattr(mixing_lines, "MEMORY_BYTES", 0)  # every bucket on a file
-    with pytest.raises(SpillBudgetExceeded, match="shuffling the mix needs about [0-9,]+ bytes"):
+    with pytest.raises(SpillBudgetExceeded, match=r"shuffling the mix needs about [0-9,]+ bytes"):
         mix_datasets(str(domain), catalog, SPEC, str(tmp_path / "small"), temp_budget_bytes=1000)
     assert not (tmp_path / "small" / "mixed.jsonl").exists()
     manifest = mix_datasets(str(domain), catalog, SPEC, str(tmp_path / "roomy"), temp_budget_bytes=10**9)
