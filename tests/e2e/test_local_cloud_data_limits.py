@@ -113,7 +113,7 @@ def test_a_dataset_over_the_threshold_is_prepared_and_mixed_by_jobs_and_succeeds
     )
     assert placement["mix"]["runs_on"] == "job" and "over the Lambda threshold" in placement["mix"]["reason"]
     assert {"prepare", "mix", "smoke", "train"} <= set(run["lineage"]["job_ids"])
-    jobs = Path(cloud._local_settings().local_workdir)
+    jobs = cloud.state_dir / "jobs"
     for kind in ("prepare", "mix"):  # the local backend ran them as processes of their own
         (folder,) = jobs.glob(f"*-{kind}")
         assert (folder / "exit_code").read_text().strip() == "0"
