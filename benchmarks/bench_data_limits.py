@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,8 +65,16 @@ def child_env(endpoint: str, tmp: Path) -> dict[str, str]:
     return env
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of this process's ended, waited-for children (the one just measured, a job's
+    runner and the job it waited for): on a shared machine the wall clock says little alone."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_measured(args: list[str], env: dict[str, str], tmp: Path) -> dict:
-    """``mixtune ARGS`` in a fresh child: seconds, peak RSS, peak bytes under ``tmp``."""
+    """``mixtune ARGS`` in a fresh child: seconds, CPU seconds, peak RSS, peak bytes under ``tmp``."""
+    cpu_before = children_cpu_s()
     watcher = PeakWatcher(tmp)
     watcher.start()
     hwm_file = tmp.parent / f"{tmp.name}.hwm"
@@ -84,6 +93,7 @@ def run_measured(args: list[str], env: dict[str, str], tmp: Path) -> dict:
         raise RuntimeError(f"mixtune {args[0]} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
     return {
         "seconds": round(seconds, 1),
+        "cpu_s": round(children_cpu_s() - cpu_before, 1),
         "peak_rss_mb": round(int(hwm_file.read_text()) / 1024, 1),
         "peak_tmp_mb": round(peak_tmp / 1e6, 1),
         "stdout": stdout.decode(),
@@ -149,16 +159,21 @@ def job_throughput(endpoint: str, root: Path, key: str, input_bytes: int) -> dic
         source_uri=f"s3://raw/{key}",
     )
     backend = LocalBackend(root / "jobs")
+    cpu_before = children_cpu_s()
     started = time.perf_counter()
     ref = backend.submit(spec)
     while not (status := backend.status(ref)).state.terminal:
         time.sleep(1)
     seconds = time.perf_counter() - started
+    time.sleep(2)  # the runner writes the exit code and is reaped by the next status call
+    backend.status(ref)
+    cpu_s = round(children_cpu_s() - cpu_before, 1)
     if status.state != "SUCCEEDED":
         raise RuntimeError(f"the prepare job ended {status.state}: {status.reason}")
     return {
         "path": "job (local backend, S3 in and out)",
         "seconds": round(seconds, 1),
+        "cpu_s": cpu_s,
         "mb_per_s": round(input_bytes / 1e6 / seconds, 2),
     }
 
@@ -175,6 +190,7 @@ def cli_throughput(s3, root: Path, key: str, input_bytes: int) -> dict:
     return {
         "path": "CLI (local file in and out)",
         "seconds": seconds,
+        "cpu_s": result["cpu_s"],
         "mb_per_s": round(input_bytes / 1e6 / seconds, 2),
         "peak_rss_mb": result["peak_rss_mb"],
     }
