@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     # more than mix_lambda_max_bytes, runs as a job on the run's training backend instead of
     # in Lambda. The defaults keep the Lambda path well inside its limits (docs/dataprep.md).
     prepare_lambda_max_bytes: int = Field(default=1_000_000_000, ge=0)
-    mix_lambda_max_bytes: int = Field(default=1_000_000_000, ge=0)
+    mix_lambda_max_bytes: int = Field(default=500_000_000, ge=0)
     # This function's /tmp in MB (its ephemeral storage), set per function by the CDK app and
     # the local cloud from mixtune.functions; 0 outside Lambda (the CLI, jobs): no temp budget.
     ephemeral_storage_mb: int = Field(default=0, ge=0)

@@ -96,6 +96,7 @@ def thresholds_lowered(tmp_path: Path, aws_env: None) -> Iterator[LocalCloud]:
         cloud.stop()
 
 
+@pytest.mark.slow  # a whole tiny-model run (~1.5 min idle); tests/workflow/test_workflow_data_jobs.py has the fast one
 def test_a_dataset_over_the_threshold_is_prepared_and_mixed_by_jobs_and_succeeds(
     thresholds_lowered: LocalCloud,
 ) -> None:
