@@ -7,8 +7,6 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mixtune.functions import function
-
 from .alarms import alarm_on_any
 from .config import InfraConfig
 from .functions import retention
@@ -30,7 +28,7 @@ class ApiStack(Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        fn = function("api")
+        fn = config.function("api")
         self.function = pipeline.factory.create(self, fn)
         grant_access(self.function.role, ACCESS[fn.name], pipeline.targets)
         acknowledge_lambda_basics(self.function, self.function.role)

@@ -13,6 +13,8 @@ from aws_cdk import App
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from mixtune.functions import FunctionDef, resized_functions
+
 from .k8s_rbac import DEFAULT_GROUP, DEFAULT_SERVICE_ACCOUNT
 
 _SCHEDULE_EXPRESSION = re.compile(r"^(cron|rate)\(.+\)$")
@@ -102,11 +104,29 @@ class InfraConfig(_ContextModel):
     reserved_concurrency: dict[str, int] = Field(
         default_factory=lambda: {"prepare": 5, "launch_job": 5, "schedule": 1, "api": 10}
     )
+    # Lambda sizes per function name over the measured defaults of mixtune.functions, e.g.
+    # {"prepare": {"memory_mb": 3008, "ephemeral_mb": 4096}}; keys timeout_s, memory_mb,
+    # ephemeral_mb, each within Lambda's limits (docs/dataprep.md, "Where data steps run").
+    function_sizes: dict[str, dict[str, int]] = Field(default_factory=dict)
     api_throttle: ApiThrottle = ApiThrottle()
     log_retention_days: int = 90
     removal_policy: Literal["retain", "destroy"] = "retain"
     rejected_expiry_days: int = Field(30, ge=1)
     tmp_expiry_days: int = Field(7, ge=1)
+
+    @field_validator("function_sizes")
+    @classmethod
+    def _sizes_lambda_allows(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        resized_functions(value)  # unknown functions or sizes past Lambda's limits: ValueError
+        return value
+
+    @property
+    def functions(self) -> tuple[FunctionDef, ...]:
+        """mixtune.functions.FUNCTIONS with this deployment's functionSizes applied."""
+        return resized_functions(self.function_sizes)
+
+    def function(self, name: str) -> FunctionDef:
+        return next(fn for fn in self.functions if fn.name == name)
 
     @field_validator("default_run_config")
     @classmethod

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mixtune.functions import FunctionDef
+from mixtune.functions import FunctionDef, function_environment
 
 from .config import InfraConfig
 from .layer import ARCHITECTURE, RUNTIME
@@ -80,7 +80,8 @@ class FunctionFactory:
             layers=[self.layer],
             timeout=Duration.seconds(fn.timeout_s),
             memory_size=fn.memory_mb,
-            environment=dict(self.environment),
+            ephemeral_storage_size=Size.mebibytes(fn.ephemeral_mb),
+            environment={**self.environment, **function_environment(fn)},
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,

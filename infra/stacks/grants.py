@@ -62,6 +62,11 @@ ACCESS: dict[str, DataAccess] = {
         signs_report_links=True,
     ),
     "mix": DataAccess(work="read_write", runs="read_write"),
+    # After a prepare or mix job: reads its report or manifest into the run; announces a
+    # dataset the prepare job rejected (with the report page and its link).
+    "conclude_job": DataAccess(
+        work="read", runs="read_write", publish=True, writes_reports=True, signs_report_links=True
+    ),
     # launch_job records the job in the run's item; poll_job reads the job's progress.jsonl.
     "launch_job": DataAccess(work="read", work_keys="runs/*", runs="read_write"),
     "poll_job": DataAccess(work="read", work_keys="runs/*", runs="read_write"),

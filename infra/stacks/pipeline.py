@@ -96,7 +96,7 @@ class PipelineStack(Stack):
         self.dead_letter_queue = self._dead_letter_queue()
         self.functions: dict[str, lambda_.Function] = {}
         # Destinations first: prepare and schedule send their failed invocations to on_failure.
-        for fn in sorted(FUNCTIONS, key=lambda fn: fn.name != FAILURE_FUNCTION):
+        for fn in sorted(config.functions, key=lambda fn: fn.name != FAILURE_FUNCTION):
             if fn.name not in API_FUNCTIONS:
                 self.functions[fn.name] = self._function(fn)
 

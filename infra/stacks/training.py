@@ -52,6 +52,8 @@ class TrainingIdentities(Construct):
             description="mixtune SageMaker training jobs: the work bucket, their logs and metrics, the image",
         )
         grant_bucket(self.sagemaker_role, targets, "work", "read_write")
+        # A prepare job (a dataset too large for Lambda) reads the dropped file.
+        grant_bucket(self.sagemaker_role, targets, "raw", "read")
         # EBS volumes encrypted with the data key (ResourceConfig.VolumeKmsKeyId): a grant for EC2.
         self.sagemaker_role.add_to_policy(
             iam.PolicyStatement(
@@ -240,6 +242,7 @@ class TrainingIdentities(Construct):
             description="mixtune HyperPod job pods: the work bucket with the data key, base models to read",
         )
         grant_bucket(role, targets, "work", "read_write")
+        grant_bucket(role, targets, "raw", "read")  # a prepare job reads the dropped file
         acknowledge(role, grant_model_reads(role, config.readable_model_uris))
         eks.CfnPodIdentityAssociation(
             self,

@@ -3,8 +3,8 @@
 Every handler, the training image and the demo take these names from here::
 
     s3://<work>/datasets/<run id>/   prepared.jsonl  eval.jsonl  rejected.jsonl  report.json
-    s3://<work>/runs/<run id>/mix/   mixed.jsonl  manifest.json
-    s3://<work>/runs/<run id>/<step>/  (smoke, train, evaluate_baseline, evaluate_tuned)
+    s3://<work>/runs/<run id>/mix/   mixed.jsonl  manifest.json  (spec.json: a mix run as a job)
+    s3://<work>/runs/<run id>/<step>/  (smoke, train, evaluate_baseline, evaluate_tuned; prepare: a prepare job's own files)
         train and smoke:   adapter/  metrics.json  progress.jsonl  checkpoints/ (train)
         evaluations:       eval.json
     s3://<work>/reports/<run id>/    report.html  report.md  summary.json
@@ -28,6 +28,7 @@ PREPARE_REPORT = "report.json"
 # mixing
 MIXED = "mixed.jsonl"
 MIX_MANIFEST = "manifest.json"
+MIX_SPEC = "spec.json"  # the resolved mix spec a mix job reads
 # training and evaluation jobs
 ADAPTER = "adapter"
 TRAIN_METRICS = "metrics.json"
@@ -86,6 +87,10 @@ def mixed_data(mix: str) -> str:
 
 def mix_manifest(mix: str) -> str:
     return storage.join(mix, MIX_MANIFEST)
+
+
+def mix_spec(mix: str) -> str:
+    return storage.join(mix, MIX_SPEC)
 
 
 def adapter(train_output: str) -> str:

@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     # US dollars per instance-hour, over mixtune.instances.ON_DEMAND_USD_PER_HOUR (a sweep's
     # estimated cost per arm and in all): {"ml.g5.xlarge": 1.2, ...}.
     instance_prices: dict[str, float] = {}
+    # Where the data steps run (docs/pipeline.md, "Where data steps run"): a dataset larger
+    # than prepare_lambda_max_bytes (its S3 object's size), or a mix whose inputs add up to
+    # more than mix_lambda_max_bytes, runs as a job on the run's training backend instead of
+    # in Lambda. The defaults keep the Lambda path well inside its limits (docs/dataprep.md).
+    prepare_lambda_max_bytes: int = Field(default=1_000_000_000, ge=0)
+    mix_lambda_max_bytes: int = Field(default=500_000_000, ge=0)
+    # This function's /tmp in MB (its ephemeral storage), set per function by the CDK app and
+    # the local cloud from mixtune.functions; 0 outside Lambda (the CLI, jobs): no temp budget.
+    ephemeral_storage_mb: int = Field(default=0, ge=0)
+    # The instance type of prepare and mix jobs ("" = the run's own instance type): data
+    # preparation needs no GPU, so a CPU type saves money where the backend offers one.
+    data_job_instance_type: str = ""
 
 
 ENV_PREFIX = Settings.model_config.get("env_prefix", "MIXTUNE_")

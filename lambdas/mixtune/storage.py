@@ -134,6 +134,21 @@ def exists(uri: str) -> bool:
     return Path(uri).exists()
 
 
+def size(uri: str) -> int:
+    """Bytes of a local file or an S3 object (HeadObject); FileNotFoundError when absent."""
+    if is_s3(uri):
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3(uri)
+        try:
+            return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(uri) from None
+            raise
+    return Path(uri).stat().st_size
+
+
 def sha256_of(uri: str) -> str:
     digest = hashlib.sha256()
     with open_read(uri) as stream:

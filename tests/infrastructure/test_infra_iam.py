@@ -225,8 +225,14 @@ def test_sagemaker_execution_role_is_assumed_by_sagemaker_and_scoped_to_the_work
             if action.startswith("s3:"):
                 for resource in _as_list(statement["Resource"]):
                     buckets.setdefault(_render(resource).split(":::")[1].split("/")[0], set()).add(action)
-    assert set(buckets) == {"mixtune-work-123456789012-us-east-1", "ml-models"}
+    assert set(buckets) == {
+        "mixtune-work-123456789012-us-east-1",
+        "mixtune-raw-123456789012-us-east-1",
+        "ml-models",
+    }
     assert buckets["ml-models"] == {"s3:GetObject", "s3:ListBucket"}  # base models: read only
+    # A prepare job (a dataset too large for Lambda, issue 14) reads the upload, and only reads.
+    assert buckets["mixtune-raw-123456789012-us-east-1"] == {"s3:GetObject", "s3:ListBucket"}
 
 
 def test_without_hyperpod_context_there_is_no_cluster_access_at_all(build_app):

@@ -72,18 +72,28 @@ def test_every_failure_path_reaches_mark_failed_then_a_failure_notice(asl: dict[
 
 
 def test_poll_loops_wait_from_the_input_and_are_bounded(asl: dict[str, Any]) -> None:
-    waits = [s for _, s, _ in walk(asl["States"]) if s["Type"] == "Wait"]
-    # a single run: smoke, train, baseline, tuned; a sweep: smoke, baseline, and each arm's train, tuned
-    assert len(waits) == 8
-    assert all(s["SecondsPath"] == "$.config.poll_seconds" for s in waits)
-    polls = [s for n, s, _ in walk(asl["States"]) if n.endswith("Poll")]
-    assert len(polls) == 8
-    assert all(s["Parameters"]["max_polls.$"] == "$.config.max_polls" for s in polls)
+    """Training and evaluation loops poll as the run's config says; the data jobs' loops (a
+    prepare or mix too large for Lambda) as the execution input's data_jobs says, which fits
+    them into what the history budget leaves (mixtune.runs.validation.data_job_polling)."""
+    data_loops = ("Prepare", "Mix")
+    waits = {n: s for n, s, _ in walk(asl["States"]) if s["Type"] == "Wait"}
+    # prepare job, mix job, smoke, train, baseline, tuned; a sweep: smoke, baseline, each arm's train, tuned
+    assert len(waits) == 10
+    for name, state in waits.items():
+        source = "data_jobs" if name.startswith(data_loops) else "config"
+        assert state["SecondsPath"] == f"$.{source}.poll_seconds", name
+    polls = {n: s for n, s, _ in walk(asl["States"]) if n.endswith("Poll")}
+    assert len(polls) == 10
+    for name, state in polls.items():
+        source = "data_jobs" if name.startswith(data_loops) else "config"
+        assert state["Parameters"]["max_polls.$"] == f"$.{source}.max_polls", name
 
 
 def test_the_smoke_run_comes_before_training(asl: dict[str, Any]) -> None:
     states = asl["States"]
-    assert states["Mix"]["Next"] == "SmokeTrainLaunch"
+    assert states["Mix"]["Next"] == "MixPlaced"
+    assert states["MixPlaced"]["Default"] == "SmokeTrainLaunch"
+    assert states["MixConclude"]["Next"] == "SmokeTrainLaunch"
     assert states["SmokeTrainLaunch"]["Parameters"]["kind"] == "smoke"
     assert states["SmokeTrainDone"]["Choices"][0]["Next"] == "TrainLaunch"
     assert states["TrainDone"]["Choices"][0]["Next"] == "BaselineLookup"
@@ -94,3 +104,23 @@ def test_placeholders_are_exactly_the_state_machine_functions() -> None:
     # The asl-validator check is in tests/infrastructure/test_infra_compliance.py.
     used = placeholders_in(load_definition())
     assert {fn.asl_placeholder for fn in FUNCTIONS if fn.in_state_machine} <= used <= expected_placeholders()
+
+
+def test_a_dataset_handed_to_a_prepare_job_starts_there_and_goes_on_to_mix_once_prepared(
+    asl: dict[str, Any],
+) -> None:
+    states = asl["States"]
+    (to_job,) = [c for c in states["Route"]["Choices"] if c.get("Next") == "PrepareLaunch"]
+    assert {"Variable": "$.prepare.runs_on", "StringEquals": "job"} in to_job["And"]
+    assert states["PrepareLaunch"]["Parameters"]["kind"] == "prepare"
+    assert states["PrepareDone"]["Choices"][0]["Next"] == "PrepareConclude"
+    sweep, *verdicts = states["PrepareVerdict"]["Choices"]
+    assert {"Variable": "$.prepared.status", "StringEquals": "PREPARED"} in sweep["And"]
+    assert sweep["Next"] == "SweepSmokeMix"  # a sweep goes on to its own path
+    assert {c["StringEquals"]: c["Next"] for c in verdicts} == {"PREPARED": "Mix", "REJECTED": "DataRejected"}
+    assert states["DataRejected"]["Type"] == "Succeed"
+    assert states["MixPlaced"]["Choices"] == [
+        {"Variable": "$.mix.runs_on", "StringEquals": "job", "Next": "MixLaunch"}
+    ]
+    assert states["MixLaunch"]["Parameters"]["kind"] == "mix"
+    assert states["MixConclude"]["ResultPath"] == "$.mix"

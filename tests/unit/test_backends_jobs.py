@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mixtune import layout
 from mixtune.backends import BackendError, get_backend
 from mixtune.backends.hyperpod import HyperPodBackend
 from mixtune.backends.jobs import job_spec
@@ -118,3 +119,50 @@ def test_the_services_mmlu_source_reaches_evaluate_jobs_of_runs_left_at_auto() -
         own = specs(settings, evaluation={"mmlu_source": "s3://mine/mmlu/"})
         assert argument(own[kind], "--mmlu-source") == "s3://mine/mmlu/"
         assert "--mmlu-source" not in specs()[kind].arguments  # the job's default: auto
+
+
+def test_a_prepare_job_runs_mixtune_prepare_with_the_runs_options_on_one_cpu_process() -> None:
+    """Issue 14: the job a dataset too large for Lambda gets: the same image, `mixtune prepare`
+    with the run's prepare options (max_tokens from the training length) and --exit-zero, the
+    outputs where the Lambda path writes them, no GPU."""
+    import json
+
+    from mixtune.backends.jobs import job_spec
+    from mixtune.runs.model import RunConfig
+    from mixtune.settings import Settings
+
+    settings = Settings(work_bucket="work", training_image_uri="123.dkr.ecr/mixtune:1", hyperpod_queue="q")
+    config = RunConfig.model_validate({"train": {"max_length": 512}, "prepare": {"eval_share": 0.2}})
+    spec = job_spec(
+        "support-0123456789abcdef",
+        "prepare",
+        config,
+        settings,
+        "s3://work/datasets/r",
+        source_uri="s3://raw/incoming/a.jsonl",
+    )
+    assert spec.entry_point == "prepare" and spec.module == "mixtune.commands.prepare"
+    assert spec.arguments[:3] == ["s3://raw/incoming/a.jsonl", "--out", "s3://work/datasets/r"]
+    options = json.loads(spec.arguments[spec.arguments.index("--options") + 1])
+    assert options["max_tokens"] == 512 and options["eval_share"] == 0.2
+    assert "--exit-zero" in spec.arguments
+    assert (spec.node_count, spec.gpus(), spec.processes_per_node()) == (1, 0, 1)
+    assert spec.image_uri == "123.dkr.ecr/mixtune:1" and spec.queue == "q"
+
+
+def test_a_mix_job_reads_the_spec_the_mix_step_wrote_and_decontaminates_against_the_eval_split() -> None:
+    from mixtune.backends.jobs import job_spec
+    from mixtune.runs.model import RunConfig
+    from mixtune.settings import Settings
+
+    settings = Settings(
+        work_bucket="work", catalog_uri="s3://work/catalog.yaml", data_job_instance_type="ml.m5.4xlarge"
+    )
+    spec = job_spec("support-0123456789abcdef", "mix", RunConfig(), settings, "s3://work/datasets/r")
+    args = spec.arguments
+    assert args[args.index("--domain") + 1] == "s3://work/datasets/r/prepared.jsonl"
+    assert args[args.index("--spec") + 1] == "s3://work/runs/support-0123456789abcdef/mix/spec.json"
+    assert args[args.index("--out") + 1] == layout.mix_folder("work", "support-0123456789abcdef")
+    assert args[args.index("--decontaminate") + 1] == "s3://work/datasets/r/eval.jsonl"
+    assert args[args.index("--catalog") + 1] == "s3://work/catalog.yaml"
+    assert spec.instance_type == "ml.m5.4xlarge" and spec.gpus_per_node == 0

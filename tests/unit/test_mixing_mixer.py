@@ -314,3 +314,21 @@ def test_a_last_line_without_newline_is_still_a_record(
     assert manifest.source("domain").available_records == 300
     assert manifest.source("domain").input_sha256 == storage.sha256_of(str(domain))
     assert len((tmp_path / "out" / "mixed.jsonl").read_bytes().splitlines()) == 300
+
+
+def test_a_mix_that_would_spill_past_its_temp_budget_stops_before_writing(
+    inputs: tuple[Path, Catalog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: in Lambda the shuffle's spilled buckets must fit /tmp; a mix that would not
+    raises SpillBudgetExceeded before writing anything (a mix job takes it over), and within
+    its budget the same mix runs and spills."""
+    from mixtune.dataprep.errors import SpillBudgetExceeded
+
+    domain, catalog = inputs
+    monkeypatch.setattr(mixing_lines, "BUCKET_BYTES", 2000)
+    monkeypatch.setattr(mixing_lines, "MEMORY_BYTES", 0)  # every bucket on a file
+    with pytest.raises(SpillBudgetExceeded, match=r"shuffling the mix needs about [0-9,]+ bytes"):
+        mix_datasets(str(domain), catalog, SPEC, str(tmp_path / "small"), temp_budget_bytes=1000)
+    assert not (tmp_path / "small" / "mixed.jsonl").exists()
+    manifest = mix_datasets(str(domain), catalog, SPEC, str(tmp_path / "roomy"), temp_budget_bytes=10**9)
+    assert manifest.output.records and (tmp_path / "roomy" / "mixed.jsonl").exists()

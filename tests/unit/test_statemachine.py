@@ -24,8 +24,9 @@ def test_substitutions_fill_every_placeholder_of_the_definition() -> None:
 
 def test_idempotent_tasks_retry_timeouts_and_dead_functions() -> None:
     """Issue 15, defect 4: States.Timeout and a dead or out-of-memory function (Lambda.Unknown,
-    Runtime.ExitError) failed the run at a slow poll; launches, polls and the baseline lookup
-    are idempotent and retry them."""
+    Runtime.ExitError) failed the run at a slow poll; launches, polls, the data jobs'
+    conclusions and the baseline lookup are idempotent and retry them, and a function that ran
+    past its own timeout (Sandbox.Timedout, which the local cloud now raises too; issue 14)."""
     import json
 
     from mixtune.statemachine import load_definition
@@ -44,10 +45,13 @@ def test_idempotent_tasks_retry_timeouts_and_dead_functions() -> None:
 
     every = tasks(json.loads(load_definition())["States"])
     idempotent = {
-        n: s for n, s in every.items() if n.endswith(("Launch", "Poll")) or n.endswith("BaselineLookup")
+        n: s
+        for n, s in every.items()
+        if n.endswith(("Launch", "Poll", "Conclude")) or n.endswith("BaselineLookup")
     }
-    # a single run's 9 (four loops and the lookup), a sweep's 9 (smoke, baseline and two per arm)
-    assert len(idempotent) == 18
+    # a single run's 15 (six loops, two conclusions, the lookup), a sweep's 9 (smoke, baseline
+    # and two per arm)
+    assert len(idempotent) == 24
     for name, state in idempotent.items():
         retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
-        assert {"States.Timeout", "Lambda.Unknown", "Runtime.ExitError"} <= retried, name
+        assert {"States.Timeout", "Lambda.Unknown", "Runtime.ExitError", "Sandbox.Timedout"} <= retried, name

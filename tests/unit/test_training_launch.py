@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -137,3 +138,21 @@ def test_print_shows_the_command_without_running_it(
     assert launch.main(["--print", "--nproc-per-node", "8", "train", "--max-steps", "5"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("node 1 of 2: ") and "--node-rank=1" in out and "--max-steps 5" in out
+
+
+def test_data_steps_run_as_one_process_of_the_mixtune_package_on_the_first_node() -> None:
+    """Issue 14: a prepare or mix job on SageMaker (``launch prepare ...``) runs `mixtune prepare`
+    / `mixtune mix` from the package the image installs, once."""
+    from mixtune.backends.base import ENTRY_MODULES
+
+    hosts = ("algo-1", "algo-2")
+    for entry in ("prepare", "mix"):
+        module = ENTRY_MODULES[entry]
+        assert launch_command(entry, ["--x"], Cluster(hosts, "algo-1"), nproc=8) == [
+            sys.executable,
+            "-m",
+            module,
+            "--x",
+        ]
+        assert launch_command(entry, ["--x"], Cluster(hosts, "algo-2"), nproc=8) is None
+        assert importlib.import_module(module).__name__ == module

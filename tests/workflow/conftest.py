@@ -137,6 +137,8 @@ class FakeBackend:
             if arm:
                 self.plan.submitted_arms.append((step, arm))
         out = spec.output_uri
+        if step in ("prepare", "mix"):
+            return self._run_data_job(spec, step)
         if step in ("smoke", "train"):
             storage.write_bytes(storage.join(out, "progress.jsonl"), b'{"step": 1, "loss": 2.0}\n')
             storage.write_bytes(storage.join(out, "adapter", "adapter_config.json"), b"{}")
@@ -153,6 +155,18 @@ class FakeBackend:
         outcome = {"state": "FAILED", "reason": reason} if reason else {"state": "SUCCEEDED"}
         if step in self.plan.never_ending_steps:
             outcome = {"state": "RUNNING"}
+        return JobRef(backend=FAKE_BACKEND, id=spec.job_name, data=outcome)
+
+    def _run_data_job(self, spec: Any, step: str) -> Any:
+        """A prepare or mix job: the real command (`mixtune prepare` / `mixtune mix`) with the
+        job's own arguments, run here at submit against the same (moto) S3."""
+        from mixtune.backends import JobRef
+        from mixtune.cli import main
+
+        code = main([spec.entry_point, *spec.arguments])
+        outcome = {"state": "SUCCEEDED"} if code == 0 else {"state": "FAILED", "reason": f"exit code {code}"}
+        if step in self.plan.fail_steps:
+            outcome = {"state": "FAILED", "reason": self.plan.fail_steps[step]}
         return JobRef(backend=FAKE_BACKEND, id=spec.job_name, data=outcome)
 
     def status(self, ref: Any) -> Any:

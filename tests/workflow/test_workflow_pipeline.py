@@ -17,13 +17,15 @@ def intents(n: int = 60, seed: int = 1) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in support_intents(n, seed=seed)).encode()
 
 
-def drop_dataset(stack: Any, name: str = "support", rows: bytes | None = None) -> dict[str, Any]:
+def drop_dataset(
+    stack: Any, name: str = "support", rows: bytes | None = None, suffix: str = "jsonl"
+) -> dict[str, Any]:
     """Put a dataset in the raw bucket and deliver its S3 event to the prepare handler."""
     from mixtune.handlers import prepare
 
     if rows is None:
         rows = intents()
-    key = f"incoming/{name}.jsonl"
+    key = f"incoming/{name}.{suffix}"
     put = stack.client("s3").put_object(Bucket="mixtune-raw", Key=key, Body=rows)
     event = s3_object_created("mixtune-raw", key, put["ETag"].strip('"'))
     (result,) = prepare.handler(event, LambdaContext(function_name="mixtune-prepare"))["results"]

@@ -4,8 +4,9 @@ SageMaker starts the container once per instance and tells each where it stands 
 ``/opt/ml/input/config/resourceconfig.json`` (``current_host``, ``hosts``,
 ``network_interface_name``), or in ``SM_HOSTS`` / ``SM_CURRENT_HOST``. From that this
 launcher starts ``torchrun`` with the node count, this node's rank and the first host as the
-rendezvous (master) address; one process per GPU. ``evaluate``, ``generate-rehearsal`` and
-``merge`` run as one process on the first node (the others exit at once).
+rendezvous (master) address; one process per GPU. ``evaluate``, ``generate-rehearsal``,
+``merge`` and the data steps ``prepare`` and ``mix`` (``mixtune prepare`` / ``mixtune mix``,
+for inputs too large for Lambda) run as one process on the first node (the others exit at once).
 
     mixtune-launch train --config /opt/ml/input/data/config/train.json
     mixtune-launch --print train --max-steps 5        # show the command, run nothing
@@ -35,9 +36,13 @@ ENTRY_MODULES = {
     "evaluate": "mixtune_training.evaluate",
     "generate-rehearsal": "mixtune_training.generate_rehearsal",
     "merge": "mixtune_training.merge",
+    # The data steps of inputs too large for Lambda (issue 14): `mixtune prepare` / `mixtune mix`
+    # from the mixtune package the image installs.
+    "prepare": "mixtune.commands.prepare",
+    "mix": "mixtune.commands.mix",
 }
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run")  # torchrun, from this interpreter
-SINGLE_PROCESS = frozenset({"evaluate", "generate-rehearsal", "merge"})
+SINGLE_PROCESS = frozenset({"evaluate", "generate-rehearsal", "merge", "prepare", "mix"})
 # Instance families with EFA: NCCL goes through libfabric's EFA provider (aws-ofi-nccl in the image).
 EFA_PREFIXES = (
     "ml.p4d.",

@@ -28,7 +28,7 @@ from mixtune import errors
 from mixtune.instances import INSTANCE_TYPES, find_instance_type
 from mixtune.settings import Settings
 
-EntryPoint = Literal["train", "evaluate", "generate-rehearsal"]
+EntryPoint = Literal["train", "evaluate", "generate-rehearsal", "prepare", "mix"]
 
 # Entry point -> Python module of the training image (``python -m <module>``). A dict, not a
 # function, so tests can point an entry point at a tiny stand-in module.
@@ -36,9 +36,13 @@ ENTRY_MODULES: dict[str, str] = {
     "train": "mixtune_training.train",
     "evaluate": "mixtune_training.evaluate",
     "generate-rehearsal": "mixtune_training.generate_rehearsal",
+    # The data steps of inputs too large for Lambda: `mixtune prepare` and `mixtune mix`.
+    "prepare": "mixtune.commands.prepare",
+    "mix": "mixtune.commands.mix",
 }
-# Entry points that run as one process on one node (one GPU); only training spans GPUs and nodes.
-SINGLE_PROCESS_ENTRY_POINTS = frozenset({"evaluate", "generate-rehearsal"})
+# Entry points that run as one process on one node (one GPU, none for the data steps); only
+# training spans GPUs and nodes.
+SINGLE_PROCESS_ENTRY_POINTS = frozenset({"evaluate", "generate-rehearsal", "prepare", "mix"})
 
 # Kubernetes object names (DNS-1123 labels) are the strictest of the three backends; SageMaker
 # training job names accept all of them too.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -29,6 +30,12 @@ def register(subparsers: Any) -> None:
         help="how handlers run: warm worker processes (default), a process per invoke, or in this process",
     )
     up.add_argument("--schedule", default="rate(1 day)", help="the schedule rule's expression ('' for none)")
+    up.add_argument(
+        "--function-sizes",
+        metavar="JSON",
+        help='override Lambda sizes, as the CDK context functionSizes: {"prepare": {"memory_mb": 3008, '
+        '"timeout_s": 900, "ephemeral_mb": 4096}}',
+    )
     up.set_defaults(func=run_up)
 
     down = actions.add_parser("down", help="stop the running local cloud")
@@ -54,6 +61,19 @@ def _print_endpoints(state: Any) -> None:
     print(f"  function logs     {state.log_dir}/")
 
 
+def _function_sizes(text: str | None) -> dict[str, Any] | None:
+    from mixtune.functions import resized_functions
+
+    if not text:
+        return None
+    try:
+        sizes = json.loads(text)
+        resized_functions(sizes)  # refuse unknown functions and sizes past Lambda's limits here
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--function-sizes: {exc}") from None
+    return dict(sizes)
+
+
 def run_up(args: argparse.Namespace) -> int:
     from mixtune.local.cloud import LocalCloud
     from mixtune.local.state import read_state
@@ -65,12 +85,14 @@ def run_up(args: argparse.Namespace) -> int:
     # Both set explicitly: a process started in the background inherits SIGINT ignored.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    sizes = _function_sizes(args.function_sizes)
     cloud = LocalCloud(
         port=args.port,
         api_port=args.api_port,
         lambda_mode=args.lambda_mode,
         state_dir=args.state_dir,
         schedule=args.schedule,
+        function_sizes=sizes,
     )
     try:
         state = cloud.start()

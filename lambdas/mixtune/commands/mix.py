@@ -3,6 +3,9 @@
 Exit codes: 0 mixed (or planned, with --dry-run), 1 the data cannot give the mix asked for
 (too small with on_small_source: fail, an empty category, a rejected source), 2 a bad spec,
 catalog or argument, or an unreadable file (one line, never a traceback).
+
+``python -m mixtune.commands.mix ARGS`` is ``mixtune mix ARGS``: the mix job's entry point
+(``mixtune.backends.base.ENTRY_MODULES``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ def register(subparsers: Any) -> None:
         "--domain", required=True, metavar="PREPARED.jsonl", help="prepared domain file (or s3://)"
     )
     parser.add_argument(
-        "--catalog", required=True, metavar="CATALOG", help="general-data catalog, YAML or JSON"
+        "--catalog",
+        metavar="CATALOG",
+        help="general-data catalog, YAML or JSON (without one, only a 100%% domain spec can be mixed)",
     )
     parser.add_argument("--spec", required=True, metavar="SPEC", help="mix spec, YAML or JSON")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder or s3:// prefix")
@@ -55,7 +60,7 @@ def run(args: Any) -> int:
         spec = MixSpec.load(args.spec)
         if args.seed is not None:
             spec = MixSpec.parse({**spec.model_dump(), "seed": args.seed})
-        catalog = Catalog.load(args.catalog)
+        catalog = Catalog.load(args.catalog) if args.catalog else Catalog()
         manifest = mix_datasets(
             args.domain,
             catalog,
@@ -83,3 +88,9 @@ def run(args: Any) -> int:
                 f"wrote {manifest.output.uri} ({manifest.output.records} records, sha256 {manifest.output.sha256})"
             )
     return 0
+
+
+if __name__ == "__main__":  # the mix job's entry point: `mixtune mix`
+    from mixtune.cli import main
+
+    sys.exit(main(["mix", *sys.argv[1:]]))

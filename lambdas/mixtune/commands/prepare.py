@@ -2,11 +2,17 @@
 
 Exit codes: 0 the dataset was accepted, 1 it was rejected, 2 usage error or unreadable input
 (one line naming the file and, where there is one, the line; never a traceback).
+``--exit-zero`` (the pipeline's prepare job): 0 for a rejected dataset too, the verdict in
+report.json.
+
+``python -m mixtune.commands.prepare ARGS`` is ``mixtune prepare ARGS``: the prepare job's
+entry point (``mixtune.backends.base.ENTRY_MODULES``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -20,6 +26,7 @@ from mixtune.cli import UsageError
 from mixtune.dataprep import DatasetError, PrepareOptions, PrepareReport, Progress, prepare_dataset
 from mixtune.dataprep.convert import MAPPING_KEYS
 from mixtune.dataprep.report import DEFAULT_MAX_TOKENS
+from mixtune.layout import PREPARE_REPORT
 
 
 def register(subparsers: Any) -> None:
@@ -75,6 +82,18 @@ def register(subparsers: Any) -> None:
         "--progress", action="store_true", help="show progress even when stderr is not a terminal"
     )
     parser.add_argument("--json", action="store_true", help="print report.json instead of the summary")
+    parser.add_argument(
+        "--options",
+        metavar="JSON",
+        help="PrepareOptions fields as a JSON object, over the flags above (how the pipeline's prepare "
+        "job passes a run's options)",
+    )
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 when the dataset is rejected, a file unusable as a whole included (its report.json "
+        "then says why): the verdict is in report.json (for pipelines)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -144,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
             sanitize=not args.no_sanitize,
             dedupe=not args.keep_duplicates,
         )
+        if args.options:
+            options = PrepareOptions.model_validate({**options.model_dump(), **_json_object(args.options)})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UsageError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
@@ -155,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = prepare_dataset(args.input, out, options, progress=progress)
     except DatasetError as exc:
-        raise UsageError(str(exc)) from None
+        if not args.exit_zero:
+            raise UsageError(str(exc)) from None
+        report = PrepareReport.unusable(args.input, out, options, str(exc))
+        storage.write_bytes(storage.join(out, PREPARE_REPORT), report.model_dump_json(indent=2).encode())
     except Exception as exc:  # one line, never a traceback (MIXTUNE_DEBUG=1 shows it)
         if os.environ.get("MIXTUNE_DEBUG"):
             raise
@@ -165,7 +189,17 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     print(report.model_dump_json(indent=2) if args.json else format_summary(report))
-    return 0 if report.accepted else 1
+    return 0 if report.accepted or args.exit_zero else 1
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--options is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--options must be a JSON object of PrepareOptions fields")
+    return value
 
 
 def format_summary(report: PrepareReport) -> str:
@@ -202,3 +236,9 @@ def format_summary(report: PrepareReport) -> str:
     else:
         lines.append("REJECTED: " + "; ".join(report.reasons))
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the prepare job's entry point: `mixtune prepare`
+    from mixtune.cli import main
+
+    sys.exit(main(["prepare", *sys.argv[1:]]))

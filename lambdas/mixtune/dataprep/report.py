@@ -139,6 +139,19 @@ class PrepareReport(BaseModel):
     options: PrepareOptions
     seconds: float = 0.0
 
+    @classmethod
+    def unusable(cls, source_uri: str, out_uri: str, options: PrepareOptions, reason: str) -> PrepareReport:
+        """The report of a file unusable as a whole (a DatasetError): rejected, nothing read."""
+        return cls(
+            accepted=False,
+            source_uri=source_uri,
+            out_uri=out_uri,
+            format=options.format or "unknown",
+            counts=Counts(),
+            reasons=[reason],
+            options=options,
+        )
+
     def summary(self) -> str:
         """One short line for humans and logs (counts and rules, never dataset text)."""
         c = self.counts

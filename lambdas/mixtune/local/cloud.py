@@ -17,7 +17,7 @@ import os
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +146,7 @@ class LocalCloud:
         settings: Settings | None = None,
         schedule: str = DEFAULT_SCHEDULE,
         write_state_file: bool = True,
+        function_sizes: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
         self.requested_port = port
         self.requested_api_port = api_port
@@ -154,6 +155,8 @@ class LocalCloud:
         self.settings = settings or Settings()
         self.schedule = schedule
         self.write_state_file = write_state_file
+        # Overrides of the functions' sizes (mixtune.functions.resized), as CDK's functionSizes.
+        self.function_sizes = function_sizes
         self.log_dir = self.state_dir / "logs"
         self.state: LocalState | None = None
         self._stack = contextlib.ExitStack()
@@ -186,7 +189,7 @@ class LocalCloud:
             self._stack.enter_context(eventbridge_targets())
             self._stack.enter_context(aws_error_names())
             self._stack.enter_context(execution_status_events())
-            deployer = deploy.Deployer(endpoint, REGION)
+            deployer = deploy.Deployer(endpoint, REGION, self.function_sizes)
             work_settings = self._local_settings()
             resources = deployer.deploy(work_settings, {}, self.schedule)
             api = ApiProxy(

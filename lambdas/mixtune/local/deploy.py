@@ -11,9 +11,17 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
-from mixtune.functions import ASYNC_MAX_EVENT_AGE_S, ASYNC_RETRY_ATTEMPTS, FUNCTIONS, FunctionDef
+from mixtune.functions import (
+    ASYNC_MAX_EVENT_AGE_S,
+    ASYNC_RETRY_ATTEMPTS,
+    FUNCTIONS,
+    FunctionDef,
+    function_environment,
+    resized_functions,
+)
 from mixtune.local.aws import ACCOUNT_ID, local_client
 from mixtune.local.state import Resources
 from mixtune.runs import idempotency_table_definition, table_definition
@@ -42,9 +50,13 @@ def _dummy_zip() -> bytes:
 
 
 class Deployer:
-    def __init__(self, endpoint: str, region: str) -> None:
+    def __init__(
+        self, endpoint: str, region: str, function_sizes: Mapping[str, Mapping[str, int]] | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.region = region
+        # Overrides of mixtune.functions' sizes, as the CDK app's `functionSizes` context.
+        self.function_sizes = dict(function_sizes or {})
 
     def client(self, service: str) -> Any:
         return local_client(service, self.endpoint, self.region)
@@ -115,7 +127,8 @@ class Deployer:
         )["Role"]["Arn"]
         code = _dummy_zip()
         arns: dict[str, str] = {}
-        for fn in FUNCTIONS:
+        functions = resized_functions(self.function_sizes, FUNCTIONS)
+        for fn in functions:
             created = lam.create_function(
                 FunctionName=function_name(fn),
                 Runtime="python3.11",
@@ -124,10 +137,17 @@ class Deployer:
                 Code={"ZipFile": code},
                 Timeout=fn.timeout_s,
                 MemorySize=fn.memory_mb,
-                Environment={"Variables": {**env, "POWERTOOLS_SERVICE_NAME": f"mixtune-{fn.name}"}},
+                EphemeralStorage={"Size": fn.ephemeral_mb},
+                Environment={
+                    "Variables": {
+                        **env,
+                        **function_environment(fn),
+                        "POWERTOOLS_SERVICE_NAME": f"mixtune-{fn.name}",
+                    }
+                },
             )
             arns[fn.name] = created["FunctionArn"]
-        for fn in FUNCTIONS:
+        for fn in functions:
             config: dict[str, Any] = {
                 "MaximumRetryAttempts": ASYNC_RETRY_ATTEMPTS,
                 "MaximumEventAgeInSeconds": ASYNC_MAX_EVENT_AGE_S,

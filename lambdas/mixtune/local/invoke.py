@@ -2,9 +2,10 @@
 
 Every invoke in moto (the Lambda API, S3 notifications, the Step Functions interpreter)
 passes through ``LambdaFunction._invoke_lambda``; :func:`lambda_runtime` replaces it with a
-runner that imports the function's handler and calls it, in this process (tests) or in a
-fresh Python subprocess (the local cloud server, so a handler's imports and environment
-stay its own). A handler's exception becomes the payload real Lambda returns
+runner that imports the function's handler and calls it, in this process (tests: no limits)
+or in other processes (the local cloud server, so a handler's imports and environment stay
+its own, within its function's timeout, memory and ephemeral storage: see
+:mod:`mixtune.local.limits`). A handler's exception becomes the payload real Lambda returns
 (``errorType``/``errorMessage``) with the function-error flag set, which is what the Step
 Functions interpreter matches ``Retry`` and ``Catch`` against.
 """
@@ -26,19 +27,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mixtune.local.limits import (
+    EPHEMERAL_VARIABLE,
+    MEMORY_VARIABLE,
+    TIMEOUT_VARIABLE,
+    Limits,
+    Watch,
+    invocation_tmpdir,
+)
+
 # (handler "module.function", environment, event) -> (payload JSON, errored, log text)
 Runner = Callable[[str, dict[str, str], Any], tuple[str, bool, str]]
 
 _ENV_LOCK = threading.RLock()
-# The function's timeout, for the context's remaining time (Powertools idempotency sizes its
-# in-progress window by it: with a shorter one a duplicate event of a slow prepare got through).
-TIMEOUT_VARIABLE = "_MIXTUNE_LOCAL_LAMBDA_TIMEOUT_S"
 
 
+# The function's timeout is also the context's remaining time (Powertools idempotency sizes
+# its in-progress window by it: with a shorter one a duplicate event of a slow prepare got
+# through).
 def context_for(env: dict[str, str], handler: str) -> LambdaContext:
     return LambdaContext(
         function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", handler),
-        memory_limit_in_mb=int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")),
+        memory_limit_in_mb=int(env.get(MEMORY_VARIABLE, "256")),
         timeout_s=int(env.get(TIMEOUT_VARIABLE, "60")),
     )
 
@@ -69,7 +79,7 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _resolve(handler: str) -> Callable[[Any, Any], Any]:
+def resolve_handler(handler: str) -> Callable[[Any, Any], Any]:
     module_name, _, function_name = handler.rpartition(".")
     return getattr(importlib.import_module(module_name), function_name)
 
@@ -88,7 +98,7 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _clear_cached_settings() -> None:
+def clear_cached_settings() -> None:
     from mixtune.settings import get_settings
 
     get_settings.cache_clear()
@@ -97,11 +107,11 @@ def _clear_cached_settings() -> None:
 def call_handler(handler: str, env: dict[str, str], event: Any, context: LambdaContext) -> Any:
     """Call a handler with its environment applied; exceptions propagate."""
     with _ENV_LOCK, _environment(env):
-        _clear_cached_settings()
+        clear_cached_settings()
         try:
-            return _resolve(handler)(event, context)
+            return resolve_handler(handler)(event, context)
         finally:
-            _clear_cached_settings()
+            clear_cached_settings()
 
 
 def run_in_process(handler: str, env: dict[str, str], event: Any) -> tuple[str, bool, str]:
@@ -113,25 +123,29 @@ def run_in_process(handler: str, env: dict[str, str], event: Any) -> tuple[str, 
 
 
 def run_in_subprocess(handler: str, env: dict[str, str], event: Any) -> tuple[str, bool, str]:
-    """Run the handler in a fresh interpreter (`python -m mixtune.local.lambda_worker`)."""
+    """Run the handler in a fresh interpreter (`python -m mixtune.local.lambda_worker`), within
+    its function's timeout, memory and ephemeral storage (:mod:`mixtune.local.limits`)."""
     # stderr goes to a file, not a pipe: a process the handler leaves running (a detached
     # training job) would otherwise hold the pipe open and block this call until it exits.
-    with tempfile.TemporaryFile(mode="w+") as log:
-        proc = subprocess.run(
+    with tempfile.TemporaryFile(mode="w+") as log, invocation_tmpdir() as tmpdir:
+        proc = subprocess.Popen(
             [sys.executable, "-m", "mixtune.local.lambda_worker", handler],
-            input=json.dumps(event),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**os.environ, **env},
-            check=False,
+            env={**os.environ, **env, "TMPDIR": str(tmpdir)},
         )
+        with Watch(proc.pid, Limits.from_env(env), tmpdir) as watch:
+            stdout, _ = proc.communicate(json.dumps(event))
         log.seek(0)
         logs = log.read()
-    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+    if watch.breach is not None:
+        return watch.breach.payload(), True, logs
+    if proc.returncode not in (0, 1) or not stdout.strip():
         payload = {"errorType": "Runtime.ExitError", "errorMessage": logs.strip()[-2000:]}
         return json.dumps(payload), True, logs
-    return proc.stdout.strip().splitlines()[-1], proc.returncode == 1, logs
+    return stdout.strip().splitlines()[-1], proc.returncode == 1, logs
 
 
 RUNNERS: dict[str, Runner] = {"in_process": run_in_process, "subprocess": run_in_subprocess}
@@ -152,8 +166,9 @@ def lambda_runtime(
         payload = json.loads(event) if isinstance(event, str | bytes) else (event or {})
         env = {
             "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
+            MEMORY_VARIABLE: str(self.memory_size),
             TIMEOUT_VARIABLE: str(self.timeout),
+            EPHEMERAL_VARIABLE: str(self.ephemeral_storage),
             **{k: str(v) for k, v in (self.environment_vars or {}).items()},
             **(extra_env or {}),
         }

@@ -3,8 +3,11 @@
 One-shot (default): reads the event as JSON on stdin and prints the result (or the Lambda
 error payload) as the last line of stdout; exit code 1 marks a function error.
 
-`--serve`: a warm worker, like a Lambda execution environment kept between invokes. Each
-line on stdin is an event; each reply line on stdout is ``{"payload": ..., "errored": ...}``.
+`--serve`: a warm worker, like a Lambda execution environment kept between invokes. It
+imports the handler first and says ``{"ready": true}`` (Lambda's init, which does not count
+towards an invocation's timeout); then each line on stdin is ``{"event": ..., "tmpdir": ...}``
+(the invocation's own temporary folder) and each reply line on stdout is
+``{"payload": ..., "errored": ...}``.
 
 In both modes the protocol streams are private copies of stdin/stdout: the handler's own
 prints go to stderr, and a process the handler launches (a detached training job) inherits
@@ -13,12 +16,20 @@ prints go to stderr, and a process the handler launches (a detached training job
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 from typing import IO, Any
 
-from mixtune.local.invoke import call_handler, context_for, error_payload
+from mixtune.local.invoke import (
+    call_handler,
+    clear_cached_settings,
+    context_for,
+    error_payload,
+    resolve_handler,
+)
 
 
 def _private_streams() -> tuple[IO[str], IO[str]]:
@@ -44,11 +55,25 @@ def _invoke(handler: str, event: Any) -> tuple[str, bool]:
     return json.dumps(result, default=str), False
 
 
+def _use_tmpdir(path: str) -> None:
+    """The invocation's temporary folder: where ``tempfile`` puts everything from now on."""
+    os.environ["TMPDIR"] = path
+    tempfile.tempdir = path
+
+
 def serve(handler: str, proto_in: IO[str], proto_out: IO[str]) -> int:
+    with contextlib.suppress(Exception):  # an import error is raised again, and answered, at invoke
+        resolve_handler(handler)
+        context_for(dict(os.environ), handler)  # the runtime's own imports are init too
+        clear_cached_settings()
+    proto_out.write(json.dumps({"ready": True}) + "\n")
+    proto_out.flush()
     for line in proto_in:
         if not line.strip():
             continue
-        payload, errored = _invoke(handler, json.loads(line))
+        request = json.loads(line)
+        _use_tmpdir(request["tmpdir"])
+        payload, errored = _invoke(handler, request["event"])
         proto_out.write(json.dumps({"payload": payload, "errored": errored}) + "\n")
         proto_out.flush()
         sys.stderr.flush()

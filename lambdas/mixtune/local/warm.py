@@ -5,6 +5,8 @@ loops invoke often. Like Lambda's execution environments, a worker serves one in
 time with its function's own environment, a concurrent invoke gets another worker (up to a
 cap per function and in all), and idle workers retire.
 Each worker's stderr (the function's logs) goes to ``<log_dir>/<function>.log``.
+Each invocation runs within its function's timeout, memory and ephemeral storage, with a
+``TMPDIR`` of its own (:mod:`mixtune.local.limits`); a worker killed past a limit is replaced.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from mixtune.local.limits import Limits, Watch, invocation_tmpdir
+
 WorkerKey = tuple[str, str]  # (handler, environment as JSON)
 OVERDUE_S = 30.0  # how long an invoke waits at the total cap before a worker is started anyway
 
 
 class _Worker:
     def __init__(self, handler: str, env: dict[str, str], log: IO[str]) -> None:
+        self.limits = Limits.from_env(env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mixtune.local.lambda_worker", "--serve", handler],
             stdin=subprocess.PIPE,
@@ -32,21 +37,42 @@ class _Worker:
             text=True,
             env={**os.environ, **env},
         )
+        self._ready = False
+
+    def wait_ready(self) -> bool:
+        """Wait for the worker's init (its handler imported), which, as in Lambda, does not
+        count towards an invocation's timeout; False when it died instead."""
+        if not self._ready:
+            assert self.proc.stdout is not None
+            self._ready = bool(self.proc.stdout.readline())
+        return self._ready
 
     def invoke(self, event: Any) -> tuple[str, bool] | None:
-        """The reply, or None when the worker died (its process is then gone)."""
+        """The reply (a Lambda error when the invocation passed one of its function's limits:
+        the worker is killed then), or None when the worker died (its process is then gone)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(json.dumps(event) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except (BrokenPipeError, OSError):
-            line = ""
+        if not self.wait_ready():
+            self.stop()
+            return None
+        with invocation_tmpdir() as tmpdir, Watch(self.proc.pid, self.limits, tmpdir) as watch:
+            try:
+                self.proc.stdin.write(json.dumps({"event": event, "tmpdir": str(tmpdir)}) + "\n")
+                self.proc.stdin.flush()
+                line = self.proc.stdout.readline()
+            except (BrokenPipeError, OSError):
+                line = ""
+        if watch.breach is not None:
+            self.stop()
+            return watch.breach.payload(), True
         if not line:
             self.stop()
             return None
         reply = json.loads(line)
         return reply["payload"], bool(reply["errored"])
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -176,13 +202,16 @@ class WarmPool:
         key = (handler, json.dumps(env, sort_keys=True))
         worker = self._acquire(key, handler, env)
         reply = worker.invoke(event)
-        if reply is None:
+        if reply is None or not worker.alive:  # died, or killed past a limit
             with self._changed:
-                self._all.remove(worker)
+                if worker in self._all:  # close() may have taken every worker meanwhile
+                    self._all.remove(worker)
             self._release(key, None)
+        else:
+            self._release(key, worker)
+        if reply is None:
             message = f"the worker for {handler} exited; see its log"
             return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message}), True, ""
-        self._release(key, worker)
         return reply[0], reply[1], ""
 
     @property

@@ -369,10 +369,7 @@ def shuffle_write(
     :func:`~mixtune.mixing.gather.gather_lines`), never parsed. Returns (sha256, bytes,
     lines) of the output.
     """
-    bucket_count = max(1, min(MAX_BUCKETS, -(-expected_bytes // BUCKET_BYTES)))
-    in_memory = (
-        bucket_count if expected_bytes <= MEMORY_BYTES else MEMORY_BYTES * bucket_count // expected_bytes
-    )
+    bucket_count, in_memory = bucket_layout(expected_bytes)
     with tempfile.TemporaryDirectory(prefix="mixtune-mix-", dir=workdir) as tmp:
         buckets = [_Bucket() for _ in range(in_memory)]
         buckets.extend(_file_bucket(Path(tmp), i) for i in range(in_memory, bucket_count))
@@ -403,6 +400,20 @@ def shuffle_write(
                 worker.submit(_hash_and_write, digest, writer, out)
                 del out
     return digest.hexdigest(), digest.size, written
+
+
+def bucket_layout(expected_bytes: int) -> tuple[int, int]:
+    """(buckets, how many of them stay in memory) for about ``expected_bytes`` of chosen lines."""
+    bucket_count = max(1, min(MAX_BUCKETS, -(-expected_bytes // BUCKET_BYTES)))
+    if expected_bytes <= MEMORY_BYTES:
+        return bucket_count, bucket_count
+    return bucket_count, MEMORY_BYTES * bucket_count // expected_bytes
+
+
+def spill_estimate(expected_bytes: int) -> int:
+    """About how many bytes :func:`shuffle_write` puts in temporary files (the spilled buckets)."""
+    bucket_count, in_memory = bucket_layout(expected_bytes)
+    return expected_bytes * (bucket_count - in_memory) // bucket_count
 
 
 def _hash_and_write(digest: Digest, writer: IO[bytes], data: memoryview) -> None:

@@ -18,6 +18,7 @@ the inputs and the seed alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -31,11 +32,19 @@ import numpy as np
 import orjson
 
 from mixtune import layout, storage
-from mixtune.dataprep.errors import DatasetError
+from mixtune.dataprep.errors import DatasetError, SpillBudgetExceeded
 from mixtune.mixing import allocation
 from mixtune.mixing.catalog import Catalog
 from mixtune.mixing.decontam import Decontaminator
-from mixtune.mixing.lines import Digest, Occurrences, Scan, TokenTally, scan_source, shuffle_write
+from mixtune.mixing.lines import (
+    Digest,
+    Occurrences,
+    Scan,
+    TokenTally,
+    scan_source,
+    shuffle_write,
+    spill_estimate,
+)
 from mixtune.mixing.manifest import (
     DOMAIN,
     DecontaminationReport,
@@ -83,12 +92,16 @@ def mix_datasets(
     *,
     count_tokens: bool = True,
     workdir: str | None = None,
+    temp_budget_bytes: int | None = None,
 ) -> MixManifest:
     """Mix ``domain_uri`` (a prepared file) with catalog sources as ``spec`` says.
 
     Writes ``mixed.jsonl`` and ``manifest.json`` under ``out_uri`` (a local folder or an
     ``s3://`` prefix) unless ``dry_run``, and returns the manifest. ``count_tokens=False``
     skips parsing lines in examples mode (faster; the manifest then has no token counts).
+    ``temp_budget_bytes`` caps the temporary files (converted catalog sources, spilled
+    shuffle buckets): a mix that would need more raises SpillBudgetExceeded before writing
+    them (in Lambda: /tmp is too small, a job takes the mix over).
     Raises SpecError/CatalogError (bad spec or catalog), DatasetError (unreadable input)
     and MixError (the data cannot give the mix asked for).
     """
@@ -118,6 +131,8 @@ def mix_datasets(
     check = decontaminator.is_contaminated if decontaminator else None
     warnings: list[str] = []
 
+    staged = _staged_estimate(catalog, categories) if temp_budget_bytes is not None else 0
+    _check_temp_budget(staged, temp_budget_bytes, "converting the catalog's sources")
     with tempfile.TemporaryDirectory(prefix="mixtune-stage-", dir=workdir) as staging:
         resolved = [
             resolve_source(source, Path(staging), spec.seed)
@@ -135,6 +150,7 @@ def mix_datasets(
             return _manifest(spec, inputs, domain_uri, catalog, out_uri, warnings, decontaminator, dry_run)
         mixed_uri = storage.join(out_uri, MIXED_FILE)
         occurrences, expected = _occurrences(spec.seed, inputs, route_tokens)
+        _check_temp_budget(staged + spill_estimate(expected), temp_budget_bytes, "shuffling the mix")
         with storage.open_write(mixed_uri) as writer:
             sha, size, written = shuffle_write(
                 occurrences, expected, writer, lambda bucket: rng_for(spec.seed, f"shuffle:{bucket}"), workdir
@@ -150,6 +166,28 @@ def mix_datasets(
     storage.write_bytes(storage.join(out_uri, MANIFEST_FILE), manifest_bytes(manifest))
     log.info("mixed", extra={"summary": manifest.summary()})
     return manifest
+
+
+# Converting a source to prepared records can grow it (CSV rows become Converse JSON lines).
+STAGED_GROWTH = 2
+
+
+def _staged_estimate(catalog: Catalog, categories: Mapping[str, float]) -> int:
+    """About how many bytes converting the spec's non-prepared sources writes to staging."""
+    total = 0
+    for source in catalog.sources:
+        if source.category in categories and not source.is_prepared and not source.is_hf:
+            with contextlib.suppress(FileNotFoundError):  # a missing source fails with its own message
+                total += storage.size(source.uri) * STAGED_GROWTH
+    return total
+
+
+def _check_temp_budget(needed: int, budget: int | None, what: str) -> None:
+    if budget is not None and needed > budget:
+        raise SpillBudgetExceeded(
+            f"{what} needs about {needed:,} bytes of temporary files, over temp_budget_bytes={budget:,}; "
+            "mix where more temporary space is available"
+        )
 
 
 def manifest_bytes(manifest: MixManifest) -> bytes:

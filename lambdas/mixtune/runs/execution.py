@@ -19,13 +19,18 @@ def execution_input(run: Run, mode: Mode = "train", **extra: Any) -> dict[str, A
     """The state machine's input: the run id, where its data is, and its resolved config.
 
     ``mode="reevaluate"`` skips mixing and training (the schedule's re-evaluation).
+    ``data_jobs`` says how a prepare or mix job is polled, should the run's data need one.
     """
+    from mixtune.runs.validation import data_job_polling
+
     return {
         "mode": mode,
         "run_id": run.run_id,
         "dataset": run.dataset,
         "prepared_uri": run.lineage.prepared_uri,
         "config": run.config.model_dump(mode="json"),
+        "data_jobs": data_job_polling(run.config),
+        "prepare": {"runs_on": "lambda"},  # a run handed to a prepare job says so (Route)
         **extra,
     }
 

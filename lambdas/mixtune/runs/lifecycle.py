@@ -3,16 +3,19 @@
 Every trigger opens runs here: a dataset dropped in the raw bucket, ``POST /runs``, a
 schedule's re-run, a schedule's re-evaluation. Preparation moves a run PENDING -> PREPARED
 or REJECTED (a rejection is announced on SNS), and a PREPARED run's execution is started
-once: the execution name is the run id.
+once: the execution name is the run id. A dataset too large for Lambda, or one Lambda cannot
+read, is handed to a prepare job instead (:mod:`mixtune.runs.placement`): its execution
+starts while the run is PENDING, at the state machine's prepare job, and
+:func:`conclude_prepare_job` concludes it from the job's report.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mixtune import layout
+from mixtune import layout, storage
 from mixtune.errors import IllegalTransition, RunAlreadyExists, RunConfigError
 from mixtune.observability import logger, metrics
 from mixtune.runs.ending import announce_once, fail_run
@@ -20,6 +23,7 @@ from mixtune.runs.execution import Mode, start_execution
 from mixtune.runs.model import (
     Failure,
     Lineage,
+    Placement,
     Run,
     RunConfig,
     RunStatus,
@@ -28,10 +32,14 @@ from mixtune.runs.model import (
     new_run_id,
     run_id_for_object,
 )
+from mixtune.runs.placement import prepare_placement, spilled_over, temp_budget_bytes, with_placement
 from mixtune.runs.preparation import request_preparation
 from mixtune.runs.repository import RunsRepository
 from mixtune.runs.validation import run_config_for
 from mixtune.settings import get_settings
+
+if TYPE_CHECKING:
+    from mixtune.dataprep import PrepareReport
 
 
 class PrepareRequest(BaseModel):
@@ -116,34 +124,64 @@ def fail_request(request: PrepareRequest, failure: Failure) -> tuple[Run, bool]:
 
 def prepare_data(run: Run) -> Run:
     """PENDING -> PREPARED or REJECTED (announced), with the report's hashes and URIs in the
-    lineage. A run past PENDING is returned as it is."""
-    from mixtune.dataprep import DatasetError, PrepareOptions, prepare_dataset
+    lineage; or, for a dataset too large for Lambda (or that Lambda cannot read), PENDING with
+    its execution started at the prepare job (see :mod:`mixtune.runs.placement`). A run past
+    PENDING is returned as it is."""
+    from mixtune.dataprep import DatasetError, SpillBudgetExceeded, prepare_dataset
 
     if run.status == RunStatus.REJECTED:
         announce_once(run)  # an earlier pass rejected it and may have died before announcing
     if run.status != RunStatus.PENDING:
         return run
-    folder = layout.dataset_folder(get_settings().work_bucket, run.run_id)
+    earlier = run.lineage.placement.get("prepare")
+    if earlier is not None and earlier.runs_on == "job":
+        return start_prepare_job(run, earlier)  # an earlier pass handed it over
+    settings = get_settings()
+    folder = layout.dataset_folder(settings.work_bucket, run.run_id)
+    options = run.config.prepare_options()
+    source = run.lineage.source_uri
     try:
-        report = prepare_dataset(
-            run.lineage.source_uri,
-            folder,
-            PrepareOptions.for_training(run.config.prepare, run.config.train.max_length),
-        )
+        size: int | None = storage.size(source)
+    except FileNotFoundError:  # preparation rejects it below, with a message naming the file
+        size = None
+        placement = Placement(runs_on="lambda", reason="no object to measure")
+    else:
+        placement = prepare_placement(source, size, options.format, settings)
+        if placement.runs_on == "job":
+            return start_prepare_job(run, placement)
+    budget = temp_budget_bytes(settings)
+    if budget is not None:
+        limit = min(budget, options.spill_budget_bytes or budget)
+        options = options.model_copy(update={"spill_budget_bytes": limit})
+    try:
+        report = prepare_dataset(source, folder, options)
     except DatasetError as exc:
         run = conclude(run.run_id, RunStatus.REJECTED, stage="prepare", summary=str(exc)[:1000])
-    else:
-        status = RunStatus.PREPARED if report.accepted else RunStatus.REJECTED
-        lineage = {
-            "input_sha256": report.input_sha256,
-            "output_sha256": dict(report.output_sha256),
-            "prepared_uri": folder,
-            "report_uri": layout.prepare_report(folder),
-        }
-        planned = {"sizing": eval_sizing(run.config, report.counts.eval)} if report.accepted else {}
-        run = conclude(
-            run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage, **planned
-        )
+        return counted(run)
+    except SpillBudgetExceeded as exc:  # the data is fine, /tmp is too small: a job goes on
+        return start_prepare_job(run, spilled_over(exc, size))
+    return conclude_report(run, report, folder, placement)
+
+
+def conclude_report(run: Run, report: PrepareReport, folder: str, placement: Placement) -> Run:
+    """PENDING -> PREPARED or REJECTED (announced) from a preparation's report, in Lambda or
+    after the prepare job."""
+    status = RunStatus.PREPARED if report.accepted else RunStatus.REJECTED
+    lineage = {
+        "output_sha256": dict(report.output_sha256),
+        "prepared_uri": folder,
+        "report_uri": layout.prepare_report(folder),
+        "placement": with_placement(run, "prepare", placement),
+    }
+    if report.input_sha256:  # none for a file unusable as a whole (a job's --exit-zero report)
+        lineage["input_sha256"] = report.input_sha256
+    planned = {"sizing": eval_sizing(run.config, report.counts.eval)} if report.accepted else {}
+    run = conclude(run.run_id, status, stage="prepare", summary=report.summary(), lineage=lineage, **planned)
+    return counted(run)
+
+
+def counted(run: Run) -> Run:
+    """The metric of a concluded preparation; a rejection is announced."""
     metrics.add_metric(
         name="DatasetsAccepted" if run.status == RunStatus.PREPARED else "DatasetsRejected",
         unit="Count",
@@ -160,6 +198,45 @@ def eval_sizing(config: RunConfig, eval_records: int | None) -> dict[str, Any]:
     from mixtune.evaluation.sizing import plan_sizing
 
     return plan_sizing(config.evaluation, eval_records, GatePolicy.model_validate(config.gate)).record()
+
+
+def start_prepare_job(run: Run, placement: Placement) -> Run:
+    """Hand a PENDING run to a prepare job: record where and why, and start its execution at
+    the prepare job (the state machine's ``PrepareLaunch``; ``PrepareConclude`` concludes
+    it). Once only: the execution name is the run id."""
+    repo = RunsRepository.from_settings()
+    settings = get_settings()
+    if run.lineage.execution_arn:
+        return run
+    folder = layout.dataset_folder(settings.work_bucket, run.run_id)
+    run = repo.update(
+        run.run_id,
+        stage="prepare",
+        summary=f"preparing as a job: {placement.reason}"[:1000],
+        lineage={"prepared_uri": folder, "placement": with_placement(run, "prepare", placement)},
+    )
+    handover = {**placement.model_dump(mode="json"), "source_uri": run.lineage.source_uri}
+    arn = start_execution(settings.state_machine_arn, run, "train", prepare=handover)
+    logger.info("prepare handed to a job", extra={"run_id": run.run_id, "reason": placement.reason})
+    metrics.add_metric(name="PreparesAsJobs", unit="Count", value=1)
+    return repo.update(run.run_id, lineage={"execution_arn": arn})
+
+
+def conclude_prepare_job(run_id: str) -> Run:
+    """After the prepare job: the run PREPARED or REJECTED (announced) from the job's report.
+    A retry finds the run concluded and returns it as it is."""
+    from mixtune.dataprep import PrepareReport
+
+    repo = RunsRepository.from_settings()
+    run = repo.get(run_id)
+    if run.status == RunStatus.REJECTED:
+        announce_once(run)  # an earlier attempt concluded it and may have died before announcing
+    if run.status != RunStatus.PENDING:
+        return run
+    folder = run.lineage.prepared_uri or layout.dataset_folder(get_settings().work_bucket, run_id)
+    report = PrepareReport.model_validate_json(storage.read_bytes(layout.prepare_report(folder)))
+    placement = run.lineage.placement.get("prepare") or Placement(runs_on="job", reason="prepared by a job")
+    return conclude_report(run, report, folder, placement)
 
 
 def conclude(run_id: str, status: RunStatus, **fields: Any) -> Run:

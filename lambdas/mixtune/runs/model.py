@@ -16,6 +16,7 @@ from mixtune.sweeps.config import SweepConfig
 from mixtune.training_config import EvalConfig, TrainConfig
 
 if TYPE_CHECKING:
+    from mixtune.dataprep.report import PrepareOptions
     from mixtune.settings import Settings
 
 
@@ -119,6 +120,13 @@ class RunConfig(BaseModel):
         default=None, description="arms: domain_percent values or partial mix specs (2 to 8)"
     )
 
+    def prepare_options(self) -> PrepareOptions:
+        """The run's data preparation options wherever it is prepared (Lambda or a job): its
+        ``prepare`` section, ``max_tokens`` defaulting to the training length."""
+        from mixtune.dataprep.report import PrepareOptions  # dataprep: imported when used
+
+        return PrepareOptions.for_training(self.prepare, self.train.max_length)
+
     @classmethod
     def service_default(cls, settings: Settings) -> RunConfig:
         """The config of a run nobody configured (a dropped file, a schedule): the service's
@@ -152,6 +160,15 @@ class RunConfig(BaseModel):
         )
 
 
+class Placement(BaseModel):
+    """Where a data step (``prepare``, ``mix``) ran and why: in Lambda, or as a job on the
+    run's backend (docs/pipeline.md, "Where data steps run")."""
+
+    runs_on: Literal["lambda", "job"]
+    reason: str
+    input_bytes: int | None = None
+
+
 class Lineage(BaseModel):
     """Where a run's inputs and outputs are, with their hashes: enough to reproduce it."""
 
@@ -171,6 +188,7 @@ class Lineage(BaseModel):
     job_ids: dict[str, str] = Field(default_factory=dict)
     execution_arn: str | None = None
     run_report_uri: str | None = None  # the run's own report page (report.html), once written
+    placement: dict[str, Placement] = Field(default_factory=dict)  # step -> where it ran and why
 
 
 class Failure(BaseModel):

@@ -31,13 +31,17 @@ if TYPE_CHECKING:
 # (AWS Step Functions Developer Guide, "Quotas related to state machine executions"). Each
 # poll of a job costs 9 events: Wait (entered, exited), Task (entered, LambdaFunctionScheduled,
 # Started, Succeeded, exited), Choice (entered, exited); a run has four poll loops (smoke,
-# train, baseline and tuned evaluation). We keep a run well inside: 80 % of the quota.
+# train, baseline and tuned evaluation), and two more when its data is too large for Lambda
+# (the prepare and mix jobs), which get what is left of the budget (see data_job_polling).
+# We keep a run well inside: 80 % of the quota.
 HISTORY_EVENT_QUOTA = 25_000
 HISTORY_EVENT_BUDGET = 20_000
 EVENTS_PER_POLL = 9
 POLL_LOOPS = 4
-EVENTS_OUTSIDE_LOOPS = 150  # every other state, with a few retries
+EVENTS_OUTSIDE_LOOPS = 200  # every other state, with a few retries
 EVENTS_PER_ARM = 60  # a sweep arm's states outside its poll loops (Map iteration, Mix, launches)
+DATA_POLL_LOOPS = 2
+MIN_DATA_JOB_POLLS = 20  # what the data jobs' loops must have left, each, at least
 # On AWS a poll waits at least this long: polling faster buys nothing but history events and
 # Lambda invocations (the local cloud, where jobs are subprocesses, may poll every second).
 MIN_POLL_SECONDS_ON_AWS = 10
@@ -232,21 +236,44 @@ def number_problems(
 
 
 def history_events(max_polls: int, arms: int = 0) -> int:
-    """The most history events a run's execution can write (see :data:`HISTORY_EVENT_QUOTA`);
-    a sweep of ``arms`` arms has more poll loops, and an inline Map's iterations write into the
-    execution's own history."""
+    """The most history events a run's training and evaluation loops (and every other state)
+    can write (see :data:`HISTORY_EVENT_QUOTA`); the data jobs' loops get the rest. A sweep of
+    ``arms`` arms has more poll loops, and an inline Map's iterations write into the execution's
+    own history."""
     from mixtune.sweeps.config import poll_loops
 
     loops = poll_loops(arms) if arms else POLL_LOOPS
     return loops * max_polls * EVENTS_PER_POLL + EVENTS_OUTSIDE_LOOPS + arms * EVENTS_PER_ARM
 
 
+def arm_count(config: RunConfig) -> int:
+    return len(config.sweep.arms) if config.sweep is not None else 0
+
+
+def data_job_polling(config: RunConfig) -> dict[str, int]:
+    """How the state machine polls a prepare or mix job (the execution input's ``data_jobs``):
+    each of the two loops may use half of what the history budget leaves after the training
+    and evaluation loops, and waits long enough between polls for that to cover the job's
+    budget (``max_runtime_s``), never less than the run's ``poll_seconds``."""
+    left = HISTORY_EVENT_BUDGET - history_events(config.max_polls or 1, arm_count(config))
+    max_polls = max(1, left // (DATA_POLL_LOOPS * EVENTS_PER_POLL))
+    runtime = config.max_runtime_s or 1
+    return {
+        "poll_seconds": max(config.poll_seconds or 0, math.ceil(runtime / max_polls)),
+        "max_polls": max_polls,
+    }
+
+
 def most_polls(arms: int = 0) -> int:
-    """The most polls per job that keep a run's history inside :data:`HISTORY_EVENT_BUDGET`."""
+    """The largest ``max_polls`` that keeps a run's history inside :data:`HISTORY_EVENT_BUDGET`
+    and leaves the data jobs' loops :data:`MIN_DATA_JOB_POLLS` each."""
     from mixtune.sweeps.config import poll_loops
 
     loops = poll_loops(arms) if arms else POLL_LOOPS
-    return (HISTORY_EVENT_BUDGET - EVENTS_OUTSIDE_LOOPS - arms * EVENTS_PER_ARM) // (loops * EVENTS_PER_POLL)
+    data = DATA_POLL_LOOPS * MIN_DATA_JOB_POLLS * EVENTS_PER_POLL
+    return (HISTORY_EVENT_BUDGET - EVENTS_OUTSIDE_LOOPS - arms * EVENTS_PER_ARM - data) // (
+        loops * EVENTS_PER_POLL
+    )
 
 
 def min_poll_seconds(settings: Settings) -> int:
@@ -271,11 +298,11 @@ def poll_problems(config: RunConfig, settings: Settings) -> list[str]:
             f" is shorter than the job budget config.max_runtime_s ({runtime} s): the run would give up"
             " polling a job that may still finish"
         )
-    arms = len(config.sweep.arms) if config.sweep is not None else 0
-    if history_events(max_polls, arms) > HISTORY_EVENT_BUDGET:
+    arms = arm_count(config)
+    if max_polls > (most := most_polls(arms)):
         problems.append(
             f"config.max_polls: {max_polls} polls per job could write {history_events(max_polls, arms)} history"
-            f" events (Step Functions allows {HISTORY_EVENT_QUOTA}); at most {most_polls(arms)}:"
+            f" events (Step Functions allows {HISTORY_EVENT_QUOTA}); at most {most}:"
             " poll less often instead"
         )
     return problems

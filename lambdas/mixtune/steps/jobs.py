@@ -17,6 +17,7 @@ from mixtune.settings import get_settings
 from mixtune.steps.state import JobSlot, LaunchInput, PollInput
 
 _LINEAGE_FIELD = {"smoke": "smoke_uri", "train": "train_uri"}
+_DATA_KINDS = ("prepare", "mix")  # their outputs are recorded when they conclude
 
 
 @traced
@@ -30,7 +31,16 @@ def launch(step: LaunchInput) -> JobSlot:
         from mixtune.steps.sweep import launch_arm
 
         return launch_arm(step, settings)
-    spec = job_spec(step.run_id, step.kind, step.config, settings, step.prepared_uri, step.mix, step.train)
+    spec = job_spec(
+        step.run_id,
+        step.kind,
+        step.config,
+        settings,
+        step.prepared_uri,
+        step.mix,
+        step.train,
+        step.source_uri,
+    )
     backend = get_backend(backend_of(step.config, settings), settings)
     with retryable_aws_errors():
         ref = backend.submit(spec)
@@ -42,11 +52,14 @@ def launch(step: LaunchInput) -> JobSlot:
     lineage: dict[str, Any] = {"job_ids": {**run.lineage.job_ids, step.kind: ref.id}}
     if step.kind in _LINEAGE_FIELD:
         lineage[_LINEAGE_FIELD[step.kind]] = spec.output_uri
-    else:
+    elif step.kind not in _DATA_KINDS:
         lineage["eval_uris"] = {**run.lineage.eval_uris, step.kind: spec.output_uri}
     if step.kind == "train":
         lineage["adapter_uri"] = layout.adapter(spec.output_uri)
-    repo.transition(step.run_id, RunStatus.RUNNING, stage=step.kind, lineage=lineage)
+    if run.status == RunStatus.PENDING:  # the prepare job: the run is PREPARED once it concludes
+        repo.update(step.run_id, stage=step.kind, lineage=lineage)
+    else:
+        repo.transition(step.run_id, RunStatus.RUNNING, stage=step.kind, lineage=lineage)
     logger.info("job submitted", extra={"run_id": step.run_id, "kind": step.kind, "job_id": ref.id})
     metrics.add_metric(name="JobsLaunched", unit="Count", value=1)
     return JobSlot(kind=step.kind, job=ref.model_dump(mode="json"), output_uri=spec.output_uri)

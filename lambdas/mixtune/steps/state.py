@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mixtune.runs.model import RunConfig
 
-JobKind = Literal["smoke", "train", "evaluate_baseline", "evaluate_tuned"]
+JobKind = Literal["prepare", "mix", "smoke", "train", "evaluate_baseline", "evaluate_tuned"]
+# Jobs that do a data step (prepare, mix) when its inputs are too large for Lambda.
+DataJobKind = Literal["prepare", "mix"]
 
 
 class _Step(BaseModel):
@@ -23,6 +25,10 @@ class _Step(BaseModel):
 class MixOutput(_Step):
     mixed_uri: str
     manifest_uri: str
+    # "job": the Mix function handed the mix to a job (MixLaunch...); the files appear at
+    # these URIs when it ends, and MixConclude records them.
+    runs_on: Literal["lambda", "job"] = "lambda"
+    reason: str = ""
 
 
 class JobSlot(_Step):
@@ -75,11 +81,28 @@ class LaunchInput(ConfiguredStep):
     mix: MixOutput | None = None
     train: JobSlot | None = None
     arm: str | None = None  # a sweep's arm: its jobs and files go under its own key
+    source_uri: str = ""  # the prepare job's dataset
 
 
 class PollInput(RunStep):
     job: JobSlot
     max_polls: int = 720
+
+
+class ConcludeInput(ConfiguredStep):
+    """``PrepareConclude`` / ``MixConclude``: after a data job, read what it wrote into the run."""
+
+    kind: DataJobKind
+    prepared_uri: str
+    mix: MixOutput | None = None
+
+
+class PrepareVerdict(_Step):
+    """What ``PrepareConclude`` found: the run PREPARED (on to Mix) or REJECTED (announced)."""
+
+    run_id: str
+    status: str
+    summary: str | None = None
 
 
 class RecordInput(ConfiguredStep):
