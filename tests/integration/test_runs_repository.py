@@ -122,9 +122,9 @@ def test_list_by_dataset_uses_the_index_newest_first_and_filters_status(runs_rep
     assert [r.run_id for r in runs_repo.list_by_dataset("alpha", limit=1)] == ["a-2"]
 
 
-def test_baselines_are_cached_by_model_and_eval_hash_first_one_wins(runs_repo: RunsRepository) -> None:
+def test_baselines_are_cached_by_model_and_baseline_key_first_one_wins(runs_repo: RunsRepository) -> None:
     assert runs_repo.get_baseline("smollm2", "h1") is None
-    first = Baseline(base_model="smollm2", eval_config_hash="h1", eval_uri="s3://w/1/eval.json", run_id="r1")
+    first = Baseline(base_model="smollm2", key="h1", eval_uri="s3://w/1/eval.json", run_id="r1")
     runs_repo.put_baseline(first)
     later = first.model_copy(update={"eval_uri": "s3://w/2/eval.json", "run_id": "r2"})
     assert runs_repo.put_baseline(later).run_id == "r1"
