@@ -20,7 +20,6 @@ with the Lambda limits to compare with (``/tmp``: 512 MB by default, configurabl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import boto3
 import orjson
+
+from mixtune.local.limits import temp_bytes  # what the strict local Lambda runner measures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_prepare import DEFAULT_SOURCE, build_jsonl
@@ -89,27 +90,6 @@ def start_moto(tmp: Path) -> tuple[subprocess.Popen, str]:
                 proc.kill()
                 raise RuntimeError("the moto server did not start") from None
             time.sleep(0.2)
-
-
-def temp_bytes(folder: Path, pid: int | None) -> int:
-    """Bytes of the files under ``folder``, counting also the files a process holds open
-    there without a name (``tempfile.TemporaryFile`` is unlinked or O_TMPFILE at once, so a
-    folder listing never sees it): the open descriptors in /proc/<pid>/fd are statted too."""
-    sizes: dict[tuple[int, int], int] = {}
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            with contextlib.suppress(OSError):  # removed while we looked
-                info = os.stat(os.path.join(root, name))
-                sizes[(info.st_dev, info.st_ino)] = info.st_size
-    if pid is not None:
-        prefix = str(folder)
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(prefix):
-                        info = os.stat(f"/proc/{pid}/fd/{fd}")
-                        sizes[(info.st_dev, info.st_ino)] = info.st_size
-    return sum(sizes.values())
 
 
 class PeakWatcher(threading.Thread):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 BASE_COLOUR = "#8c959f"
@@ -85,6 +85,7 @@ def tick_labels(ticks: Sequence[float]) -> list[str]:
 
 class _Canvas:
     def __init__(self, width: int, height: int, title: str) -> None:
+        self.width, self.height = width, height
         self.root = ET.Element(
             "svg",
             {
@@ -138,31 +139,7 @@ def line_chart(
     def py(y: float) -> float:
         return top + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
 
-    for tick, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
-        canvas.add(
-            "line", x1=left, x2=width - right, y1=f"{py(tick):.1f}", y2=f"{py(tick):.1f}", stroke=GRID_COLOUR
-        )
-        canvas.add("text", label, x=left - 6, y=f"{py(tick) + 4:.1f}", text_anchor="end", fill=MUTED_COLOUR)
-    for tick, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
-        canvas.add(
-            "text",
-            label,
-            x=f"{px(tick):.1f}",
-            y=height - bottom + 16,
-            text_anchor="middle",
-            fill=MUTED_COLOUR,
-        )
-    canvas.add("line", x1=left, x2=width - right, y1=top + plot_h, y2=top + plot_h, stroke=MUTED_COLOUR)
-    canvas.add("text", x_label, x=left + plot_w / 2, y=height - 6, text_anchor="middle", fill=MUTED_COLOUR)
-    canvas.add(
-        "text",
-        y_label,
-        x=12,
-        y=top + plot_h / 2,
-        text_anchor="middle",
-        fill=MUTED_COLOUR,
-        transform=f"rotate(-90 12 {top + plot_h / 2:.1f})",
-    )
+    _draw_axes(canvas, x_ticks, y_ticks, px, py, (left, right, top, bottom), x_label, y_label)
     for index, s in enumerate(drawn):
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s.points)
         canvas.add("polyline", points=path, fill="none", stroke=s.colour, stroke_width=2)
@@ -364,31 +341,7 @@ def tradeoff_chart(
     def py(y: float) -> float:
         return top + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
 
-    for tick, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
-        canvas.add(
-            "line", x1=left, x2=width - right, y1=f"{py(tick):.1f}", y2=f"{py(tick):.1f}", stroke=GRID_COLOUR
-        )
-        canvas.add("text", label, x=left - 6, y=f"{py(tick) + 4:.1f}", text_anchor="end", fill=MUTED_COLOUR)
-    for tick, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
-        canvas.add(
-            "text",
-            label,
-            x=f"{px(tick):.1f}",
-            y=height - bottom + 16,
-            text_anchor="middle",
-            fill=MUTED_COLOUR,
-        )
-    canvas.add("line", x1=left, x2=width - right, y1=top + plot_h, y2=top + plot_h, stroke=MUTED_COLOUR)
-    canvas.add("text", x_label, x=left + plot_w / 2, y=height - 6, text_anchor="middle", fill=MUTED_COLOUR)
-    canvas.add(
-        "text",
-        y_label,
-        x=12,
-        y=top + plot_h / 2,
-        text_anchor="middle",
-        fill=MUTED_COLOUR,
-        transform=f"rotate(-90 12 {top + plot_h / 2:.1f})",
-    )
+    _draw_axes(canvas, x_ticks, y_ticks, px, py, (left, right, top, bottom), x_label, y_label)
     frontier = sorted((p for p in points if p.on_frontier), key=lambda p: px(p.general))
     if len(frontier) > 1:
         path = " ".join(f"{px(p.general):.1f},{py(p.domain):.1f}" for p in frontier)
@@ -429,3 +382,31 @@ def tradeoff_chart(
         text = p.label + (" (chosen)" if p.chosen else "")
         canvas.add("text", text, x=f"{cx + 11:.1f}", y=f"{cy - 6:.1f}")
     return canvas.svg()
+
+
+def _draw_axes(
+    canvas: _Canvas,
+    x_ticks: list[float],
+    y_ticks: list[float],
+    px: Callable[[float], float],
+    py: Callable[[float], float],
+    margins: tuple[int, int, int, int],
+    x_label: str,
+    y_label: str,
+) -> None:
+    """Grid lines and labels of the y ticks, labels of the x ticks, the x axis, both axis titles."""
+    left, right, top, bottom = margins
+    width, height = canvas.width, canvas.height
+    plot_w, plot_h = width - left - right, height - top - bottom
+    for tick, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
+        y = f"{py(tick):.1f}"
+        canvas.add("line", x1=left, x2=width - right, y1=y, y2=y, stroke=GRID_COLOUR)
+        canvas.add("text", label, x=left - 6, y=f"{py(tick) + 4:.1f}", text_anchor="end", fill=MUTED_COLOUR)
+    for tick, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
+        x = f"{px(tick):.1f}"
+        canvas.add("text", label, x=x, y=height - bottom + 16, text_anchor="middle", fill=MUTED_COLOUR)
+    canvas.add("line", x1=left, x2=width - right, y1=top + plot_h, y2=top + plot_h, stroke=MUTED_COLOUR)
+    canvas.add("text", x_label, x=left + plot_w / 2, y=height - 6, text_anchor="middle", fill=MUTED_COLOUR)
+    middle = top + plot_h / 2
+    rotate = f"rotate(-90 12 {middle:.1f})"
+    canvas.add("text", y_label, x=12, y=middle, text_anchor="middle", fill=MUTED_COLOUR, transform=rotate)
