@@ -160,6 +160,24 @@ def test_checkpoints_sync_to_s3_and_a_new_machine_resumes_from_there(
     assert metrics["resumed_from_step"] == 4 and metrics["steps"] == 6
 
 
+def test_a_local_checkpoint_the_remote_does_not_name_is_never_resumed(tmp_path: Path, aws_env: None) -> None:
+    """Another run's leftover under the same job name (a tiny model's, say) on this machine, and
+    a remote without checkpoints: training starts from scratch."""
+    import boto3
+    from moto import mock_aws
+
+    from mixtune_training.checkpoints import CheckpointPlace, newest_checkpoint
+
+    local = tmp_path / "cache" / "checkpoints"
+    (local / "checkpoint-2").mkdir(parents=True)
+    (local / "latest.json").write_bytes(orjson.dumps({"step": 2, "folder": "checkpoint-2"}))
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="work")
+        place = CheckpointPlace(local, "s3://work/runs/r1/train/checkpoints")
+        assert newest_checkpoint(place) is None
+        assert newest_checkpoint(CheckpointPlace(local, None)) == local / "checkpoint-2"  # durable folder
+
+
 def test_tokenised_s3_data_is_shared_with_other_machines_instead_of_tokenised_again(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_env: None
 ) -> None:

@@ -100,6 +100,11 @@ def newest_checkpoint(place: CheckpointPlace) -> Path | None:
     from ``place.remote`` when the local folder does not have it)."""
     local_pointer = _read_pointer(str(place.local / POINTER))
     remote_pointer = _read_pointer(storage.join(place.remote, POINTER)) if place.remote else None
+    if place.remote and local_pointer != remote_pointer:
+        # With a remote, the remote says which run's checkpoints these are: a local copy it does
+        # not name is another run's leftover (the same job name on a machine that trained
+        # before; a fresh bucket), never something to resume from.
+        local_pointer = None
     candidates = [p for p in (local_pointer, remote_pointer) if p]
     if not candidates:
         return None
