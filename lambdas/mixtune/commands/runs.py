@@ -78,8 +78,14 @@ def api_endpoint(args: argparse.Namespace) -> str:
 def api_get(endpoint: str, path: str, query: dict[str, str | None] | None = None) -> tuple[int, Any]:
     params = {k: v for k, v in (query or {}).items() if v}
     url = f"{endpoint}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    return _call_api(endpoint, urllib.request.Request(url))
+
+
+def _call_api(endpoint: str, request: urllib.request.Request) -> tuple[int, Any]:
+    """(HTTP status, parsed JSON body) of one API call; an error body that is not JSON becomes
+    {"message": text}; an unreachable API is a usage error naming the endpoint."""
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         body = exc.read()
@@ -248,17 +254,7 @@ def api_post(endpoint: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            return exc.code, json.loads(raw or b"null")
-        except ValueError:
-            return exc.code, {"message": raw.decode("utf-8", "replace")}
-    except urllib.error.URLError as exc:
-        raise UsageError(f"cannot reach the API at {endpoint}: {exc.reason}") from exc
+    return _call_api(endpoint, request)
 
 
 def run_start(args: argparse.Namespace) -> int:
