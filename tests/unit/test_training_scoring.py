@@ -277,3 +277,42 @@ def test_a_batch_out_of_gpu_memory_is_halved_and_retried() -> None:
     assert calls == [5, 2, 3, 1, 2, 1]
     with pytest.raises(ValueError):
         run_batches([[1]], lambda batch: (_ for _ in ()).throw(ValueError("not memory")))
+
+
+def _prepared_classification(folder: Path, labels: list[str], per_label: int) -> Path:
+    """``mixtune prepare`` on a text,label CSV: the eval split with its report.json beside it."""
+    from mixtune.dataprep import PrepareOptions, prepare_dataset
+
+    rows = [f"message {i} of {label},{label}" for label in labels for i in range(per_label)]
+    source = folder / "intents.csv"
+    source.write_text("text,label\n" + "\n".join(rows) + "\n")
+    prepare_dataset(str(source), str(folder / "prepared"), PrepareOptions(eval_share=0.25))
+    return folder / "prepared" / "eval.jsonl"
+
+
+def test_the_prepared_label_set_decides_classification_for_an_eval_split_too_small_to_show_it(
+    long_label_model: Path, tmp_path: Path
+) -> None:
+    labels = [LONG_LABEL, *(f"intent_{i:02d}" for i in range(39))]
+    split = _prepared_classification(tmp_path, labels, per_label=3)
+    common = ["--base-model", str(long_label_model), "--no-mmlu"]
+    assert evaluate.main([*common, "--domain-data", str(split), "--output", str(tmp_path / "beside")]) == 0
+    domain = EvalResult.from_json((tmp_path / "beside" / "eval.json").read_bytes()).domain
+    assert domain is not None and domain.task == "classification" and domain.items is not None
+    assert domain.task_rule is not None and "label column of the prepared dataset (40 labels" in domain.task_rule
+    assert len(domain.items.labels or []) == 40  # every label, not only those the split shows
+    assert domain.max_new_tokens == len(LABEL_PIECES) + 1 and domain.truncated == 0
+
+    # The same answers away from their report (or under a report of other data): told from the
+    # answers alone, which repeat too little here.
+    for name, edited in (("alone", False), ("edited", True)):
+        folder = tmp_path / name / "prepared"
+        folder.mkdir(parents=True)
+        (folder / "eval.jsonl").write_bytes(split.read_bytes())
+        if edited:  # the report, beside a split that lost a line since
+            (folder / "report.json").write_bytes((split.parent / "report.json").read_bytes())
+            (folder / "eval.jsonl").write_bytes(b"".join(split.read_bytes().splitlines(keepends=True)[1:]))
+        out = tmp_path / f"out-{name}"
+        assert evaluate.main([*common, "--domain-data", str(folder / "eval.jsonl"), "--output", str(out)]) == 0
+        other = EvalResult.from_json((out / "eval.json").read_bytes()).domain
+        assert other is not None and other.task == "freeform", name

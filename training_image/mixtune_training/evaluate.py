@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -135,14 +136,46 @@ def item_id(record: ConversationRecord) -> str:
     return hashlib.sha256(record.to_json_line().encode()).hexdigest()[:16]
 
 
-def decide_task(golds: list[str], config: EvalConfig) -> tuple[str, str]:
-    """(task, the rule that decided it)."""
+def prepared_labels(domain_data: str | None) -> list[str] | None:
+    """The label column's values when ``domain_data`` is the eval split that ``mixtune prepare``
+    wrote from a classification dataset: its report.json beside it, naming this very file by
+    hash. A small eval split need not show every label, or any label twice (56 rows of
+    Banking77's 77 intents), for the task to be known."""
+    if not domain_data or not domain_data.endswith(layout.EVAL_SPLIT):
+        return None
+    folder = domain_data[: -len(layout.EVAL_SPLIT)].rstrip("/") or "."
+    report_uri = layout.prepare_report(folder)
+    if not storage.exists(report_uri):
+        return None
+    try:
+        report = json.loads(storage.read_bytes(report_uri))
+    except ValueError:
+        return None
+    labels = report.get("labels") if isinstance(report, dict) else None
+    expected = (report.get("output_sha256") or {}).get(layout.EVAL_SPLIT) if labels else None
+    if not expected or storage.sha256_of(domain_data) != expected:
+        return None
+    return [str(label) for label in labels]
+
+
+def decide_task(golds: list[str], config: EvalConfig) -> tuple[str, str, list[str]]:
+    """(task, the rule that decided it, the label set of a classification task)."""
+    prepared = None if config.labels else prepared_labels(config.domain_data)
+    # Gold answers outside a given --labels are an error; outside the prepared label set they
+    # can only be a repair prepare made, so they join it.
+    labels = sorted(set(config.labels or ([*prepared, *golds] if prepared else golds)))
     if config.domain_task != "auto":
-        return config.domain_task, f"{config.domain_task}: set by domain_task"
+        return config.domain_task, f"{config.domain_task}: set by domain_task", labels
     if config.labels:
-        return "classification", f"classification: {len(config.labels)} labels given (labels)"
+        return "classification", f"classification: {len(config.labels)} labels given (labels)", labels
+    if prepared:
+        rule = (
+            f"classification: the label column of the prepared dataset ({len(set(prepared))} labels, "
+            f"its {layout.PREPARE_REPORT} beside the eval split)"
+        )
+        return "classification", rule, labels
     decision = detect_task(golds)
-    return decision.task, decision.rule
+    return decision.task, decision.rule, labels
 
 
 def classification_max_new_tokens(tokenizer: Any, labels: list[str]) -> int:
@@ -157,11 +190,9 @@ def score_domain(scorer: Scorer, config: EvalConfig) -> DomainScores:
     records = load_records(config.domain_data, limit=config.domain_limit)
     golds = [record.final_answer.strip() for record in records]
     ids = [item_id(record) for record in records]
-    task, rule = decide_task(golds, config)
-    labels: list[str] = []
+    task, rule, labels = decide_task(golds, config)
     gold_mapped: list[str] = []
     if task == "classification":
-        labels = sorted(set(config.labels or golds))
         try:
             gold_mapped = gold_labels(golds, labels)
         except UnknownGoldError as exc:
