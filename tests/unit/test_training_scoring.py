@@ -299,7 +299,9 @@ def test_the_prepared_label_set_decides_classification_for_an_eval_split_too_sma
     assert evaluate.main([*common, "--domain-data", str(split), "--output", str(tmp_path / "beside")]) == 0
     domain = EvalResult.from_json((tmp_path / "beside" / "eval.json").read_bytes()).domain
     assert domain is not None and domain.task == "classification" and domain.items is not None
-    assert domain.task_rule is not None and "label column of the prepared dataset (40 labels" in domain.task_rule
+    assert (
+        domain.task_rule is not None and "label column of the prepared dataset (40 labels" in domain.task_rule
+    )
     assert len(domain.items.labels or []) == 40  # every label, not only those the split shows
     assert domain.max_new_tokens == len(LABEL_PIECES) + 1 and domain.truncated == 0
 
@@ -313,6 +315,8 @@ def test_the_prepared_label_set_decides_classification_for_an_eval_split_too_sma
             (folder / "report.json").write_bytes((split.parent / "report.json").read_bytes())
             (folder / "eval.jsonl").write_bytes(b"".join(split.read_bytes().splitlines(keepends=True)[1:]))
         out = tmp_path / f"out-{name}"
-        assert evaluate.main([*common, "--domain-data", str(folder / "eval.jsonl"), "--output", str(out)]) == 0
+        assert (
+            evaluate.main([*common, "--domain-data", str(folder / "eval.jsonl"), "--output", str(out)]) == 0
+        )
         other = EvalResult.from_json((out / "eval.json").read_bytes()).domain
         assert other is not None and other.task == "freeform", name
