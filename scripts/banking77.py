@@ -9,17 +9,19 @@ about half an hour), listed in the catalog the service's mix reads.
 
 ``defaults`` (issue 20): one run configured by nothing but the service's defaults, apart from
 the base model (a service setting), the steps, and an MMLU subset (all 14,042 questions, twice,
-do not fit a CPU session). Then the same run by hand with the CLI (``mixtune prepare``,
-``mixtune mix``, ``mixtune-train``, ``mixtune-evaluate``) with the flags a user had to set
-before the defaults were right: ``--domain-task classification --max-new-tokens 24``. Both
-tables are printed, with how many tuned answers the two runs share.
+do not fit a CPU session). Then the same run by hand with the CLI (``mixtune prepare``, ``mixtune mix``,
+``mixtune-evaluate``) with the flags a user had to set before the defaults were right:
+``--domain-task classification --max-new-tokens 24``. The CLI's mix must be byte for byte
+the service's (checked by sha256); training it again would give the same input to the same
+config, so the service's adapter (copied out before the local cloud stops) is scored by hand
+instead of training a second one. Both tables are printed, with how many tuned answers agree.
 
 ``sweep`` (issue 18): one run with ``sweep.arms`` 100/90/75 (75/25 is as far as 42 rehearsal
 answers go at the mixer's 4x oversampling limit), general loss on rehearsal answers the mix
 never saw, the arms table with intervals.
 
-    .venv/bin/python scripts/banking77.py defaults --out /tmp/b77 --steps 60
-    .venv/bin/python scripts/banking77.py sweep --out /tmp/b77-sweep --steps 60 --learning-rate 1e-3
+    .venv/bin/python scripts/banking77.py defaults --out /tmp/b77 --steps 40
+    .venv/bin/python scripts/banking77.py sweep --out /tmp/b77-sweep --steps 40 --learning-rate 1e-3
     .venv/bin/python scripts/banking77.py defaults --out /tmp/b77-tiny --base-model tiny --steps 2 --per-label 2
 
 Writes ``results.json`` under ``--out``.
@@ -29,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -124,6 +128,10 @@ def service_run(
                 )
         run = follower.run_record() or {}
         summary = report_summary(follower, run)
+        lineage = run.get("lineage") or {}
+        for uri, folder in ((lineage.get("adapter_uri"), "adapter"), (lineage.get("mixed_uri"), "mix")):
+            if uri:
+                download(s3, uri, args.out / "service" / folder)
         evals = {
             name: json.loads(
                 follower.read_s3_text(uri if uri.endswith(".json") else layout.eval_result(uri)) or "null"
@@ -133,6 +141,21 @@ def service_run(
         return {"run": run, "summary": summary, "evals": evals, "wall_s": time.monotonic() - started}
     finally:
         cloud.stop()
+
+
+def download(s3: Any, uri: str, folder: Path) -> None:
+    """An S3 object (a .jsonl file), or every object under an S3 prefix, into ``folder``."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    folder.mkdir(parents=True, exist_ok=True)
+    if key.endswith(".jsonl"):
+        s3.download_file(bucket, key, str(folder / key.rsplit("/", 1)[-1]))
+        return
+    prefix = key.rstrip("/") + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            target = folder / item["Key"][len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(target))
 
 
 def wait_for_run(cloud: Any) -> str:
@@ -169,7 +192,8 @@ def cli(*command: str, log: Path) -> None:
 
 
 def by_hand(args: argparse.Namespace, dataset: Path, rehearsal: bytes) -> dict[str, Any]:
-    """The same run with the CLI and the flags set by hand; its eval.json files."""
+    """The same run with the CLI and the flags set by hand: prepare and mix (which must give the
+    service's mixed.jsonl byte for byte), then the base model and the service's adapter scored."""
     folder = args.out / "by-hand"
     general = folder / "general"
     general.mkdir(parents=True, exist_ok=True)
@@ -180,7 +204,7 @@ def by_hand(args: argparse.Namespace, dataset: Path, rehearsal: bytes) -> dict[s
         json.dumps({"domain_percent": 70, "categories": {"self_rehearsal": 100}})
     )
     log, py, started = folder / "commands.log", sys.executable, time.monotonic()
-    prepared, mix, train = folder / "prepared", folder / "mix", folder / "train"
+    prepared, mix = folder / "prepared", folder / "mix"
     cli(
         py,
         "-m",
@@ -198,22 +222,23 @@ def by_hand(args: argparse.Namespace, dataset: Path, rehearsal: bytes) -> dict[s
         "--catalog", str(general / "catalog.json"), "--spec", str(folder / "spec.json"),
         "--out", str(mix), "--decontaminate", str(prepared / "eval.jsonl"), log=log,
     )  # fmt: skip
-    cli(
-        py, "-m", "mixtune_training.train", "--base-model", args.base_model,
-        "--data", str(mix / "mixed.jsonl"), "--eval-data", str(prepared / "eval.jsonl"),
-        "--output", str(train), "--max-steps", str(args.steps), log=log,
-    )  # fmt: skip
+    service_mix = args.out / "service" / "mix" / "mixed.jsonl"
+    same_mix = service_mix.is_file() and sha256(service_mix) == sha256(mix / "mixed.jsonl")
+    adapter = args.out / "service" / "adapter"
     evals = {}
-    for name, adapter in (("baseline", []), ("tuned", ["--adapter", str(train / "adapter")])):
+    for name, extra in (("baseline", []), ("tuned", ["--adapter", str(adapter)])):
         cli(
-            py, "-m", "mixtune_training.evaluate", "--base-model", args.base_model, *adapter,
+            py, "-m", "mixtune_training.evaluate", "--base-model", args.base_model, *extra,
             "--domain-data", str(prepared / "eval.jsonl"), *HAND_FLAGS, "--mmlu-source", mmlu_source(),
             "--mmlu-subjects", ",".join(MMLU_SUBJECTS), "--mmlu-limit-per-subject", str(args.mmlu_per_subject),
             "--output", str(folder / f"eval-{name}"), log=log,
         )  # fmt: skip
         evals[name] = json.loads((folder / f"eval-{name}" / "eval.json").read_text())
-    metrics = json.loads((train / "metrics.json").read_text()) if (train / "metrics.json").is_file() else {}
-    return {"evals": evals, "training": metrics, "wall_s": time.monotonic() - started}
+    return {"evals": evals, "same_mix": same_mix, "wall_s": time.monotonic() - started}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def domain_row(label: str, evaluation: dict[str, Any] | None) -> str:
@@ -263,6 +288,7 @@ def defaults(args: argparse.Namespace, dataset: Path, rehearsal: bytes) -> dict[
     )
     print(f"task rule (service): {rule}")
     print(shared_answers(*tuned))
+    print(f"the CLI's mixed.jsonl is the service's, byte for byte: {hand['same_mix']}")
     return {"service": service, "by_hand": hand, "table": lines, "agreement": shared_answers(*tuned)}
 
 
@@ -304,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, default=SHARED_CSV)
     parser.add_argument("--base-model", default="smollm2")
     parser.add_argument("--per-label", type=int, default=7, help="rows per intent dropped (7 x 77 = 539)")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument(
         "--learning-rate", type=float, default=None, help="sweep only; default: the service's"
     )
@@ -316,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=int, default=5400)
     args = parser.parse_args(argv)
+    # `kill PID` stops the local cloud and its jobs too (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not args.csv.is_file():
         parser.error(f"{args.csv} not found (Banking77's train.csv with columns text,category)")
     args.out = args.out.resolve()
