@@ -37,3 +37,41 @@ def test_rehearsal_split_holds_out_records_and_keeps_all(tmp_path: Path) -> None
 
     assert len(held.splitlines()) == 3 and len(train.splitlines()) == 7
     assert sorted(train.splitlines() + held.splitlines()) == sorted(path.read_bytes().splitlines())
+
+
+def _mix_sweep_arm(tmp_path: Path, plan: DemoPlan, records: int, general: int) -> None:
+    """Prepare ``records`` demo rows and mix them at the plan's most general arm with
+    ``general`` rehearsal answers less the held-out ones (raises past the oversampling limit)."""
+    from mixtune.dataprep import PrepareOptions, prepare_dataset
+    from mixtune.demo.data import catalog_text, write_domain_dataset
+    from mixtune.mixing import Catalog, mix_datasets
+    from mixtune.records import ConversationRecord
+    from mixtune.sample_data import write_records
+
+    folder = tmp_path / str(records)
+    (folder / "general").mkdir(parents=True)
+    answers = [
+        ConversationRecord.from_turns([("user", f"General question number {i}?"), ("assistant", f"Answer {i}.")])
+        for i in range(general - plan.general_holdout)
+    ]
+    write_records(answers, folder / "general" / "self-rehearsal.jsonl")
+    (folder / "general" / "catalog.json").write_text(catalog_text("self-rehearsal.jsonl"))
+    dataset = write_domain_dataset(folder / "domain.jsonl", records, 0, plan.collision_share)
+    prepare_dataset(str(dataset), str(folder / "prepared"), PrepareOptions(**plan.run_config()["prepare"]))
+    spec = MixSpec(domain_percent=min(plan.sweep or [plan.domain_percent]), categories={"self_rehearsal": 100})
+    catalog = Catalog.load(str(folder / "general" / "catalog.json"))
+    mix_datasets(str(folder / "prepared" / "prepared.jsonl"), catalog, spec, str(folder / "mix"))
+
+
+def test_the_sweep_demo_uses_as_many_domain_rows_as_its_kept_rehearsal_answers_balance(tmp_path: Path) -> None:
+    from mixtune.demo.sweep import sweep_plan
+    from mixtune.mixing.sources import MixError
+
+    plan = sweep_plan(FULL, [100, 75, 50])
+    kept = 54  # SmolLM2's answers that ended on their own, of the demo's 120 prompts
+    records = plan.records_balanced_by(kept)
+    assert records < plan.records and FULL.records_balanced_by(kept) == FULL.records  # 75/25 alone fits
+
+    _mix_sweep_arm(tmp_path, plan, records, kept)  # the 50/50 arm mixes
+    with pytest.raises(MixError, match="over max_oversample"):
+        _mix_sweep_arm(tmp_path, plan, plan.records, kept)  # all 320 rows would not

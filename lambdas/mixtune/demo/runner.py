@@ -26,6 +26,8 @@ GENERAL_PREFIX = "general"
 QUEUE_NAME = "mixtune-demo-events"
 # The pipeline worked and the gate decided (or said its eval sets cannot): the demo succeeded.
 GATE_OUTCOMES = ("SUCCEEDED", "REJECTED_BY_GATE", "INCONCLUSIVE")
+EVAL_SHARE = 0.15  # of the domain rows, held out by prepare to score the domain task
+SPLIT_MARGIN = 0.95
 
 
 class DemoPlan(BaseModel):
@@ -53,6 +55,22 @@ class DemoPlan(BaseModel):
     sweep: list[float] | None = None  # domain shares of a mix-ratio sweep (mixtune demo --sweep)
     sweep_concurrency: int = 2
 
+    def records_balanced_by(self, general_records: int) -> int:
+        """The most domain rows (at most ``records``) whose training split the general records
+        (less the held-out ones) can balance in the mix with the most general data, repeating
+        none more often than the mixer allows: only answers that end on their own are kept, so
+        a model that runs long leaves fewer than the prompts asked for."""
+        from mixtune.mixing import MixSpec
+
+        general_share = (100 - min(self.sweep or [self.domain_percent])) / 100
+        if general_share <= 0:
+            return self.records
+        repeats = MixSpec.model_fields["max_oversample"].default
+        usable = max(general_records - self.general_holdout, 0) * repeats
+        train = usable * (1 - general_share) / general_share
+        # prepare's split is per label and hash-based: its training share varies a little
+        return min(self.records, int(train / (1 - EVAL_SHARE) * SPLIT_MARGIN))
+
     def run_config(
         self, rehearsal_category: str = "self_rehearsal", general_uri: str | None = None
     ) -> dict[str, Any]:
@@ -60,7 +78,7 @@ class DemoPlan(BaseModel):
         return {
             "base_model": self.base_model,
             "backend": "local",
-            "prepare": {"eval_share": 0.15, "seed": 0},
+            "prepare": {"eval_share": EVAL_SHARE, "seed": 0},
             "mix": {
                 "domain_percent": self.domain_percent,
                 # all domain (a sweep's single-run comparison): no general category to fill
@@ -173,12 +191,6 @@ class Demo:
 
         plan = self.plan
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        dataset = write_domain_dataset(
-            self.out_dir / "data" / "support-intents.jsonl", plan.records, 0, plan.collision_share
-        )
-        self.log(
-            f"generated {plan.records} support-intent records ({plan.collision_share:.0%} with template collisions) -> {dataset}"
-        )
         with self.console.status(
             f"self-rehearsal data from {plan.base_model} (first run only, then cached)..."
         ):
@@ -190,6 +202,19 @@ class Demo:
                 self.out_dir / "rehearsal.log",
             )
         self.log(f"self-rehearsal data {'(cached)' if cached else 'generated'}: {rehearsal}")
+        general = sum(1 for line in rehearsal.read_bytes().splitlines() if line.strip())
+        records = plan.records_balanced_by(general)
+        if records < plan.records:
+            self.log(
+                f"{general} self-rehearsal answers ({plan.general_holdout} held out) balance {records} domain "
+                f"rows at most in the mix with the most general data: {records} of {plan.records}"
+            )
+        dataset = write_domain_dataset(
+            self.out_dir / "data" / "support-intents.jsonl", records, 0, plan.collision_share
+        )
+        self.log(
+            f"generated {records} support-intent records ({plan.collision_share:.0%} with template collisions) -> {dataset}"
+        )
 
         work_bucket = Settings().work_bucket
         settings = Settings().model_copy(

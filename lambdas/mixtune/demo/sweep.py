@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mixtune.demo.runner import DemoPlan
+from mixtune.demo.runner import EVAL_SHARE, DemoPlan
 
 TRADEOFF_SVG = "tradeoff.svg"
 
@@ -17,7 +17,7 @@ def sweep_plan(plan: DemoPlan, arms: list[float]) -> DemoPlan:
     # The arm with the most general data must not oversample the self-rehearsal set past the
     # mixer's limit (4x): beside the domain's training records it takes domain x g / (1 - g)
     # general ones, a quarter of them distinct, plus the held-out part that scores the loss.
-    domain = plan.records * 0.85
+    domain = plan.records * (1 - EVAL_SHARE)
     general = (100 - min(arms)) / 100
     needed = int(domain * general / max(1 - general, 0.01) / 4) + 1 + plan.general_holdout
     return plan.model_copy(
