@@ -51,19 +51,25 @@ def _mix_sweep_arm(tmp_path: Path, plan: DemoPlan, records: int, general: int) -
     folder = tmp_path / str(records)
     (folder / "general").mkdir(parents=True)
     answers = [
-        ConversationRecord.from_turns([("user", f"General question number {i}?"), ("assistant", f"Answer {i}.")])
+        ConversationRecord.from_turns(
+            [("user", f"General question number {i}?"), ("assistant", f"Answer {i}.")]
+        )
         for i in range(general - plan.general_holdout)
     ]
     write_records(answers, folder / "general" / "self-rehearsal.jsonl")
     (folder / "general" / "catalog.json").write_text(catalog_text("self-rehearsal.jsonl"))
     dataset = write_domain_dataset(folder / "domain.jsonl", records, 0, plan.collision_share)
     prepare_dataset(str(dataset), str(folder / "prepared"), PrepareOptions(**plan.run_config()["prepare"]))
-    spec = MixSpec(domain_percent=min(plan.sweep or [plan.domain_percent]), categories={"self_rehearsal": 100})
+    spec = MixSpec(
+        domain_percent=min(plan.sweep or [plan.domain_percent]), categories={"self_rehearsal": 100}
+    )
     catalog = Catalog.load(str(folder / "general" / "catalog.json"))
     mix_datasets(str(folder / "prepared" / "prepared.jsonl"), catalog, spec, str(folder / "mix"))
 
 
-def test_the_sweep_demo_uses_as_many_domain_rows_as_its_kept_rehearsal_answers_balance(tmp_path: Path) -> None:
+def test_the_sweep_demo_uses_as_many_domain_rows_as_its_kept_rehearsal_answers_balance(
+    tmp_path: Path,
+) -> None:
     from mixtune.demo.sweep import sweep_plan
     from mixtune.mixing.sources import MixError
 
