@@ -168,3 +168,29 @@ def stale_job(tmp_path: Path) -> Path:
 def test_start_clears_the_jobs_of_an_earlier_cloud(stale_job: Path, cloud: LocalCloud) -> None:
     # Requested before `cloud`, so the folder exists when the cloud starts.
     assert not stale_job.exists()
+
+
+def test_stop_stops_the_jobs_of_workers_that_have_retired(tmp_path: Path, cloud: LocalCloud) -> None:
+    """A job outlives the Lambda worker that launched it (workers retire when idle): stopping
+    the cloud must stop it too, though it is no longer any process's child here."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    launch = (  # the job's own output goes elsewhere: the launcher's pipe closes when it exits
+        "import subprocess, sys; print(subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],"
+        " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"
+    )
+    pid = int(
+        subprocess.run([sys.executable, "-c", launch], capture_output=True, text=True, check=True).stdout
+    )
+    folder = tmp_path / "state" / "jobs" / "support-0123-train"
+    folder.mkdir(parents=True)
+    (folder / "pid").write_text(f"{pid}\n")
+    assert psutil.pid_exists(pid)
+
+    cloud.stop()
+
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert (folder / "pid").is_file()  # stopped, not removed: its log stays readable

@@ -211,13 +211,21 @@ class LocalBackend:
         For a fresh start: a job folder marks its job as submitted, so a later run that asks
         for a job of the same name (runs are named after their data) would get the old one.
         """
+        folders = self.stop_all()
+        for job_dir in folders:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        return len(folders)
+
+    def stop_all(self) -> list[Path]:
+        """Cancel every job still running or queued here, keeping the folders (their logs);
+        returns the job folders. Jobs outlive the process that started them (a local cloud's
+        Lambda worker that has since retired), so whoever owns the folder stops them by it."""
         if not self.workdir.is_dir():
-            return 0
+            return []
         folders = [path for path in self.workdir.iterdir() if path.is_dir()]
         for job_dir in folders:
             self.cancel(JobRef(backend=NAME, id=job_dir.name, data={"job_dir": str(job_dir)}))
-            shutil.rmtree(job_dir, ignore_errors=True)
-        return len(folders)
+        return folders
 
     def _existing_dir(self, ref: JobRef) -> Path:
         job_dir = Path(ref.data.get("job_dir") or self.job_dir(ref.id))

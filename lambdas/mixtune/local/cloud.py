@@ -163,6 +163,7 @@ class LocalCloud:
         self._server: Any = None
         self._pool: WarmPool | None = None
         self._children_before: set[int] = set()
+        self._jobs_dir: Path | None = None  # the jobs folder this cloud owns (stopped with it)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> LocalState:
@@ -227,6 +228,8 @@ class LocalCloud:
             self._pool.close()
             self._pool = None
         stop_processes([p for p in new_children if p.is_running()])
+        if self._jobs_dir is not None:  # jobs whose launching worker retired are nobody's children
+            LocalBackend(self._jobs_dir).stop_all()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -282,6 +285,7 @@ class LocalCloud:
             # S3) must go too: a run with the same name would otherwise find them "submitted".
             LocalBackend(jobs).clear()
             updates["local_workdir"] = str(jobs)
+            self._jobs_dir = jobs
         return self.settings.model_copy(update=updates)
 
     # --- conveniences ----------------------------------------------------------------------
