@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from mixtune.records import ConversationRecord
@@ -131,16 +132,26 @@ def _message(rng: random.Random, intent: str) -> str:
     return f"{opener}{text}{rng.choice(_CLOSERS)}"
 
 
-def support_intents(n: int, seed: int = 0, collision_share: float = 0.0) -> list[dict[str, str]]:
-    """``n`` rows ``{"text", "intent"}``, intents balanced, a share with template collisions."""
+def support_intents(
+    n: int, seed: int = 0, collision_share: float = 0.0, intents: Sequence[str] | None = None
+) -> list[dict[str, str]]:
+    """``n`` rows ``{"text", "intent"}``, intents balanced, a share with template collisions.
+
+    ``intents`` narrows the task to some of :data:`INTENTS` (an easier task: the quick demo's
+    tiny model learns four of them in a few dozen steps); default all of them.
+    """
     if n < 0:
         raise ValueError("n must be >= 0")
     if not 0.0 <= collision_share <= 1.0:
         raise ValueError("collision_share must be between 0 and 1")
+    chosen = tuple(intents) if intents is not None else INTENTS
+    unknown = sorted(set(chosen) - set(INTENTS))
+    if unknown or not chosen:
+        raise ValueError(f"intents must be some of {', '.join(INTENTS)}; got {', '.join(unknown) or 'none'}")
     rng = random.Random(seed)
     rows = []
     for index in range(n):
-        intent = INTENTS[index % len(INTENTS)]
+        intent = chosen[index % len(chosen)]
         text = _message(rng, intent)
         if rng.random() < collision_share:
             text = rng.choice(_COLLISIONS).format(text=text)
@@ -168,13 +179,17 @@ def write_rows(rows: list[dict[str, str]], path: str | Path) -> Path:
 
 
 def support_intent_records(
-    n: int, seed: int = 0, system: str | None = None, collision_share: float = 0.0
+    n: int,
+    seed: int = 0,
+    system: str | None = None,
+    collision_share: float = 0.0,
+    intents: Sequence[str] | None = None,
 ) -> list[ConversationRecord]:
     """The same rows as conversation records: the message as the user turn, the intent as
     the assistant's answer (what `mixtune prepare` makes of them, without sanitizing)."""
     return [
         ConversationRecord.from_turns([("user", row["text"]), ("assistant", row["intent"])], system=system)
-        for row in support_intents(n, seed=seed, collision_share=collision_share)
+        for row in support_intents(n, seed=seed, collision_share=collision_share, intents=intents)
     ]
 
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from mixtune.dataprep import PrepareOptions, prepare_dataset
+from mixtune.demo.data import rehearsal_key, write_domain_dataset
 from mixtune.demo.follow import parse_progress
 from mixtune.demo.runner import FULL, QUICK, DemoPlan, split_rehearsal
 from mixtune.evaluation import GatePolicy
 from mixtune.mixing import MixSpec
 from mixtune.runs import RunConfig
+from mixtune.sample_data import INTENTS
 
 
 @pytest.mark.parametrize("plan", [FULL, QUICK], ids=["full", "quick"])
@@ -22,6 +25,35 @@ def test_demo_run_configs_are_valid_run_configs(plan: DemoPlan) -> None:
     assert MixSpec.model_validate(config.mix).domain_percent == 75
     GatePolicy.model_validate(config.gate)
     assert config.evaluation.mmlu_subjects == plan.mmlu_subjects
+
+
+@pytest.mark.parametrize("plan", [FULL, QUICK], ids=["full", "quick"])
+def test_demo_datasets_pass_prepare_with_the_plans_options(plan: DemoPlan, tmp_path: Path) -> None:
+    """The generated data repeats templates (more so with fewer intents): the duplicates that
+    prepare drops must stay under its reject limit, or the demo ends REJECTED."""
+    dataset = write_domain_dataset(tmp_path / "d.jsonl", plan.records, 0, plan.collision_share, plan.intents)
+    options = PrepareOptions.model_validate(plan.run_config()["prepare"])
+
+    report = prepare_dataset(str(dataset), str(tmp_path / "out"), options)
+
+    assert report.accepted, report.reasons
+    assert report.labels == sorted(plan.intents or INTENTS)
+
+
+def test_quick_plan_scores_the_whole_label_by_the_evaluations_default() -> None:
+    """No max_new_tokens: the evaluation sizes it from the longest label in the model's tokens."""
+    evaluation = QUICK.run_config()["evaluation"]
+    assert "max_new_tokens" not in evaluation
+    assert RunConfig.model_validate(QUICK.run_config()).evaluation.max_new_tokens is None
+
+
+def test_tiny_rehearsal_cache_is_keyed_by_the_tiny_models_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mixtune_training.tiny
+
+    first = rehearsal_key("tiny", 16, 8)
+    monkeypatch.setattr(mixtune_training.tiny, "TINY_VERSION", "v-other")
+    assert rehearsal_key("tiny", 16, 8) != first
+    assert rehearsal_key("smollm2", 16, 8) == rehearsal_key("smollm2", 16, 8)
 
 
 def test_progress_lines_parse_and_a_partial_line_is_skipped() -> None:

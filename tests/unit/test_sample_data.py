@@ -48,3 +48,21 @@ def test_support_intent_records_put_the_intent_in_the_assistant_turn(tmp_path) -
     assert {r.system_text for r in records} == {"Classify."}
     lines = write_records(records, tmp_path / "r.jsonl").read_text().splitlines()
     assert [ConversationRecord.from_json_line(line) for line in lines] == records
+
+
+def test_an_intent_subset_gives_only_those_intents_balanced() -> None:
+    chosen = ["card_lost", "exchange_rate", "pin_reset"]
+    counts = Counter(row["intent"] for row in support_intents(30, seed=1, intents=chosen))
+    assert counts == {intent: 10 for intent in chosen}
+    records = support_intent_records(6, seed=1, intents=chosen)
+    assert {r.final_answer for r in records} == set(chosen)
+
+
+def test_all_intents_by_default_as_before_the_subset_option() -> None:
+    assert support_intents(40, seed=2) == support_intents(40, seed=2, intents=INTENTS)
+
+
+@pytest.mark.parametrize("intents", [["card_lost", "no_such_intent"], []])
+def test_an_unknown_or_empty_intent_subset_is_refused(intents: list[str]) -> None:
+    with pytest.raises(ValueError, match="intents must be some of"):
+        support_intents(4, intents=intents)

@@ -23,6 +23,22 @@ def test_tiny_tokenizer_is_deterministic_and_encodes_any_text() -> None:
     assert first.decode(first(text, add_special_tokens=False)["input_ids"]) == text
 
 
+def test_tiny_output_layer_lets_every_token_become_likely() -> None:
+    """LoRA leaves the output layer frozen and the final RMSNorm holds the hidden state at unit
+    RMS, so the output weights' scale alone decides how likely any token can get: the tiny model
+    must be able to make each token likely, or it can never learn an answer (v1 topped at 1%)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir())
+    weight, gain = model.lm_head.weight.detach(), model.model.norm.weight.detach()
+    # the unit-RMS hidden state that favours token j most points along its output row (x the norm's gain)
+    best = weight * gain
+    best = best / best.norm(dim=1, keepdim=True) * weight.shape[1] ** 0.5
+    reachable = torch.softmax((best * gain) @ weight.T, dim=1).diagonal()
+    assert float(reachable.min()) > 0.5
+
+
 def test_folder_without_config_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"no config\.json"):
         resolve_base_model(str(tmp_path))

@@ -20,11 +20,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("MIXTUNE_CACHE") or Path.home() / ".cache" / "mixtune")
 
 
-def write_domain_dataset(path: Path, n: int, seed: int, collision_share: float) -> Path:
+def write_domain_dataset(
+    path: Path, n: int, seed: int, collision_share: float, intents: list[str] | None = None
+) -> Path:
     from mixtune.sample_data import support_intents, write_rows
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_rows(support_intents(n, seed=seed, collision_share=collision_share), path)
+    write_rows(support_intents(n, seed=seed, collision_share=collision_share, intents=intents), path)
     return path
 
 
@@ -52,8 +54,18 @@ def select_prompts(limit: int) -> bytes:
     return b"".join(json.dumps({"id": p.id, "prompt": p.prompt}).encode() + b"\n" for p in chosen)
 
 
+def model_identity(base_model: str) -> str:
+    """The base model as the rehearsal cache knows it: ``tiny`` with its version, since a new
+    version is another model whose own answers the cache must not serve."""
+    if base_model == "tiny":
+        from mixtune_training.tiny import TINY_VERSION  # the demo runs with the training extras
+
+        return f"tiny-{TINY_VERSION}"
+    return base_model
+
+
 def rehearsal_key(base_model: str, limit: int, max_new_tokens: int) -> str:
-    raw = json.dumps([base_model, prompt_bank_sha256(), limit, max_new_tokens])
+    raw = json.dumps([model_identity(base_model), prompt_bank_sha256(), limit, max_new_tokens])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
