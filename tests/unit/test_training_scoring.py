@@ -290,6 +290,12 @@ def _prepared_classification(folder: Path, labels: list[str], per_label: int) ->
     return folder / "prepared" / "eval.jsonl"
 
 
+def gold_answers(split: Path) -> set[str]:
+    return {
+        orjson.loads(line)["messages"][-1]["content"][0]["text"] for line in split.read_bytes().splitlines()
+    }
+
+
 def test_the_prepared_label_set_decides_classification_for_an_eval_split_too_small_to_show_it(
     long_label_model: Path, tmp_path: Path
 ) -> None:
@@ -302,8 +308,16 @@ def test_the_prepared_label_set_decides_classification_for_an_eval_split_too_sma
     assert (
         domain.task_rule is not None and "label column of the prepared dataset (40 labels" in domain.task_rule
     )
-    assert len(domain.items.labels or []) == 40  # every label, not only those the split shows
+    # every label can be answered (the longest sizes max_new_tokens); macro-F1 averages over
+    # the labels the split's answers or predictions hold, not over labels it never shows
     assert domain.max_new_tokens == len(LABEL_PIECES) + 1 and domain.truncated == 0
+    assert domain.classification is not None and domain.items.labels is not None
+    assert set(domain.items.labels) == {*gold_answers(split), LONG_LABEL}
+    seen = len(domain.items.labels)
+    right = domain.classification.accuracy * domain.n
+    assert domain.classification.macro_f1 == pytest.approx(
+        (2 * right / (right + domain.n) if right else 0.0) / seen
+    )
 
     # The same answers away from their report (or under a report of other data): told from the
     # answers alone, which repeat too little here.
