@@ -15,7 +15,7 @@ HYPERPOD_SDK := sagemaker-hyperpod==3.12.0 kubernetes==37.0.2
 
 help:
 	@echo "make demo       run the whole pipeline locally on generated sample data (SmolLM2-135M)"
-	@echo "make demo-quick the same with a tiny model, under a minute"
+	@echo "make demo-quick the same with a tiny model that learns four intents, a few minutes"
 	@echo "make test       the default test suite (what CI runs)"
 	@echo "make test-slow  slow tests: real SmolLM2 training, large data"
 	@echo "make lint       ruff"

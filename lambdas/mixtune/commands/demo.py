@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
         help="run the whole pipeline locally on generated sample data (SmolLM2-135M; --quick: a tiny model)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="a tiny random model: the machinery in under a minute"
+        "--quick",
+        action="store_true",
+        help="a tiny random model that learns four intents: a few minutes on two cores",
     )
     parser.add_argument(
         "--sweep",
