@@ -14,12 +14,15 @@ TRADEOFF_SVG = "tradeoff.svg"
 def sweep_plan(plan: DemoPlan, arms: list[float]) -> DemoPlan:
     """The plan as a sweep: each arm trains and is scored, two at a time, so the run takes
     about as long as the arms over two, plus the shared smoke run and baseline."""
+    from mixtune.mixing import MixSpec
+
     # The arm with the most general data must not oversample the self-rehearsal set past the
-    # mixer's limit (4x): beside the domain's training records it takes domain x g / (1 - g)
-    # general ones, a quarter of them distinct, plus the held-out part that scores the loss.
+    # mixer's limit: beside the domain's training records it takes domain x g / (1 - g)
+    # general ones, 1 / limit of them distinct, plus the held-out part that scores the loss.
+    repeats = MixSpec.model_fields["max_oversample"].default
     domain = plan.records * (1 - EVAL_SHARE)
     general = (100 - min(arms)) / 100
-    needed = int(domain * general / max(1 - general, 0.01) / 4) + 1 + plan.general_holdout
+    needed = int(domain * general / max(1 - general, 0.01) / repeats) + 1 + plan.general_holdout
     return plan.model_copy(
         update={
             "name": f"{plan.name}-sweep",
