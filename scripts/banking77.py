@@ -305,7 +305,7 @@ def sweep(args: argparse.Namespace, dataset: Path, general: tuple[bytes, bytes])
             "general_data": f"s3://{Settings().work_bucket}/{GENERAL}/heldout.jsonl",
             "general_limit": args.holdout,
         },
-        "sweep": {"arms": args.arms, "max_concurrency": 2},
+        "sweep": {"arms": args.arms, "max_concurrency": args.max_concurrency},
     }
     result = service_run(args, dataset, general, run_config)
     swept = sweep_of(result["run"].get("metrics"))
@@ -336,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--arms", type=lambda s: [float(x) for x in s.split(",")], default=[100.0, 90.0, 75.0]
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=1,
+        help="sweep only: arms trained at once (1: each arm's wall time is its own, one model in memory)",
     )
     parser.add_argument("--holdout", type=int, default=12, help="rehearsal answers kept out of every mix")
     parser.add_argument("--mmlu-per-subject", type=int, default=25)
