@@ -8,6 +8,8 @@ from mixtune.evaluation import (
     DomainScores,
     EvalResult,
     GatePolicy,
+    GeneralLoss,
+    LossItems,
     classification_scores,
     decide_gate,
 )
@@ -265,3 +267,37 @@ def test_the_baseline_key_holds_the_eval_datas_content_not_its_place() -> None:
     assert key("s3://w/datasets/b/eval.jsonl", "1" * 64) == same  # the same split, elsewhere
     assert key("s3://w/datasets/a/eval.jsonl", "2" * 64) != same  # another split
     assert key("s3://w/datasets/a/eval.jsonl", "1" * 64, mmlu_limit_per_subject=10) != same
+
+
+def _with_loss(result: EvalResult, per_token: list[float]) -> EvalResult:
+    """``result`` with a held-out general loss: one record of 10 tokens at each per-token loss."""
+    sums = [10 * loss for loss in per_token]
+    result.general = GeneralLoss(
+        n=len(sums),
+        loss=sum(sums) / (10 * len(sums)),
+        tokens=10 * len(sums),
+        items=LossItems(ids=[f"g{i}" for i in range(len(sums))], loss_sums=sums, tokens=[10] * len(sums)),
+    )
+    return result
+
+
+def test_the_gate_caps_the_rise_of_the_held_out_general_loss_when_asked() -> None:
+    base_losses = [0.3 + 0.05 * i for i in range(12)]
+    base = _with_loss(_result(10, _answers(2000, 800)), base_losses)
+    forgot = _with_loss(
+        _result(45, _answers(2000, 800), adapter="x"),
+        [loss + 1.5 + 0.02 * i for i, loss in enumerate(base_losses)],
+    )
+    kept = _with_loss(
+        _result(45, _answers(2000, 800), adapter="x"),
+        [loss + (0.02 if i % 2 else -0.01) for i, loss in enumerate(base_losses)],
+    )
+    capped = GatePolicy(max_general_loss_increase=0.25)
+
+    assert decide_gate(base, forgot).verdict == "PROMOTE"  # no cap: the loss is not checked
+    refused = decide_gate(base, forgot, capped)
+    assert refused.verdict == "REJECT"
+    check = next(c for c in refused.checks if c.name == "general_loss_increase")
+    assert check.paired and check.outcome == "fail"
+    assert check.interval is not None and check.interval.low > 0.25
+    assert decide_gate(base, kept, capped).verdict == "PROMOTE"

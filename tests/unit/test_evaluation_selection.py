@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixtune.evaluation.selection import ArmScores, dominates, frontier, select_arm
+from mixtune.evaluation import GatePolicy
+from mixtune.evaluation.selection import ArmScores, dominates, frontier, ranks_on_mmlu, select_arm
 
 
 def arm(
@@ -158,3 +159,15 @@ def test_adding_a_dominated_arm_never_changes_the_choice(arms: list[ArmScores], 
 @given(sweeps())
 def test_the_choice_does_not_depend_on_the_arms_order(arms: list[ArmScores]) -> None:
     assert select_arm(arms).chosen == select_arm(list(reversed(arms))).chosen
+
+
+def test_arms_are_ranked_on_the_general_loss_when_the_gate_caps_it() -> None:
+    tuned = [
+        {"mmlu_accuracy": 0.35, "general_loss": 2.1},
+        {"mmlu_accuracy": 0.325, "general_loss": 0.56},
+    ]
+    assert ranks_on_mmlu(tuned, GatePolicy())
+    assert not ranks_on_mmlu(tuned, GatePolicy(max_general_loss_increase=0.25))
+    # an arm without the held-out loss: MMLU, the measure every arm has
+    assert ranks_on_mmlu([*tuned, {"mmlu_accuracy": 0.3}], GatePolicy(max_general_loss_increase=0.25))
+    assert not ranks_on_mmlu([{"general_loss": 0.5}], GatePolicy())

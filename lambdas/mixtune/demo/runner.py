@@ -52,6 +52,8 @@ class DemoPlan(BaseModel):
     rehearsal_max_new_tokens: int
     general_holdout: int  # rehearsal records kept out of training to score the general loss
     max_general_drop: float  # MMLU points the gate allows (a small subset is noisy)
+    # nats the held-out general loss may rise: the forgetting a model near chance on MMLU shows
+    max_general_loss_increase: float | None = None
     timeout_s: int
     sweep: list[float] | None = None  # domain shares of a mix-ratio sweep (mixtune demo --sweep)
     sweep_concurrency: int = 2
@@ -106,7 +108,15 @@ class DemoPlan(BaseModel):
                 "batch_size": 8,
                 "max_length": self.max_length,
             },
-            "gate": {"max_general_drop": self.max_general_drop, "min_domain_gain": 1.0},
+            "gate": {
+                "max_general_drop": self.max_general_drop,
+                "min_domain_gain": 1.0,
+                **(
+                    {"max_general_loss_increase": self.max_general_loss_increase}
+                    if self.max_general_loss_increase is not None
+                    else {}
+                ),
+            },
             "smoke_steps": self.smoke_steps,
             # Two-second polls, a 1,000 s job budget: the poll budget covers it and the
             # execution history stays well inside Step Functions' limit (mixtune.runs.validation).
@@ -143,6 +153,9 @@ FULL = DemoPlan(
     rehearsal_max_new_tokens=192,
     general_holdout=12,
     max_general_drop=5.0,
+    # SmolLM2 is near chance on MMLU, so 40 questions cannot show forgetting; its loss on the 12
+    # held-out rehearsal answers can (a 100%-domain arm: +1.6 nats, the 75/25 mix: +0.03).
+    max_general_loss_increase=0.25,
     timeout_s=1500,
 )
 # The tiny random model (mixtune_training.tiny) learns four intents with distinct words in 80 LoRA

@@ -2,8 +2,8 @@
 
 Each arm was trained on another mix and scored like a single run: its gate decision against the
 base model (:func:`mixtune.evaluation.decide_gate`), a domain score and a general score (MMLU
-accuracy, else the negated general loss), with their confidence intervals when the evaluation
-recorded them.
+accuracy, else the negated general loss; the loss when the gate caps it: :func:`ranks_on_mmlu`),
+with their confidence intervals when the evaluation recorded them.
 
 * **Frontier**: the arms no other arm beats on both scores (Pareto, over every scored arm).
 * **Choice**: among the arms that pass the gate and that no other passing arm beats on both
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mixtune.evaluation.gate import GateDecision
+from mixtune.evaluation.gate import GateDecision, GatePolicy
 
 
 class ArmScores(BaseModel):
@@ -157,5 +157,12 @@ def arm_scores(
     )
 
 
-def all_have_mmlu(tuned: list[dict[str, Any]]) -> bool:
+def ranks_on_mmlu(tuned: list[dict[str, Any]], policy: GatePolicy) -> bool:
+    """Whether the arms' general score is MMLU accuracy (else the held-out general loss): MMLU when
+    every arm has it, unless the gate caps the general loss and every arm has that. Then the loss
+    is what the gate holds the arms to, and for a model near chance on MMLU the only measure of
+    forgetting that moves."""
+    caps_loss = policy.max_general_loss_increase is not None
+    if caps_loss and tuned and all(numbers.get("general_loss") is not None for numbers in tuned):
+        return False
     return bool(tuned) and all("mmlu_accuracy" in numbers for numbers in tuned)

@@ -18,7 +18,7 @@ from mixtune.backends.jobs import backend_of, job_spec
 from mixtune.errors import IllegalTransition, MixtuneError, retryable_aws_errors
 from mixtune.evaluation import EvalResult, GatePolicy
 from mixtune.evaluation.comparison import Comparison, compare
-from mixtune.evaluation.selection import ArmScores, Selection, all_have_mmlu, arm_scores, select_arm
+from mixtune.evaluation.selection import ArmScores, Selection, arm_scores, ranks_on_mmlu, select_arm
 from mixtune.observability import logger, metrics, traced
 from mixtune.runs.model import Promoted
 from mixtune.runs.repository import RunsRepository
@@ -225,7 +225,7 @@ def record_sweep(step: SweepRecordInput) -> RecordOutput:
         tuned_uris[arm.arm] = layout.eval_result(outcome.tuned.output_uri)
         tuned = EvalResult.from_json(storage.read_bytes(tuned_uris[arm.arm]))
         comparisons[arm.arm] = compare(baseline, tuned, policy)
-    use_mmlu = all_have_mmlu([c.tuned for c in comparisons.values()])
+    use_mmlu = ranks_on_mmlu([c.tuned for c in comparisons.values()], policy)
     scores = {
         arm_id: arm_scores(
             arm_id,
