@@ -123,6 +123,24 @@ def test_runs_show_prints_the_arms_table_the_reasons_failures_and_cost() -> None
     assert "sweep: 3 arms, chosen: a2" in text
     assert "100% domain" in text and "PROMOTE" in text and "REJECT" in text and "frontier" in text
     assert "a3 failed: JobFailedError: out of memory" in text and "saved $0.70" in text
+    assert "ΔMMLU" in text and "loss" not in text.split("\n")[2]
     out = io.StringIO()
     print_arms({"metrics": {"deltas": {}}}, Console(file=out))
     assert out.getvalue() == ""  # not a sweep: nothing
+
+
+def test_the_arms_table_shows_the_held_out_loss_when_the_arms_were_ranked_on_it() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mixtune.commands.runs import print_arms
+
+    metrics = sweep_metrics()
+    metrics["sweep"]["general_score"] = "general_loss"
+    metrics["sweep"]["arms"][0]["general_loss"] = 2.112
+    metrics["sweep"]["arms"][1]["general_loss"] = 0.556
+    out = io.StringIO()
+    print_arms({"metrics": metrics}, Console(file=out, width=160))
+    text = out.getvalue()
+    assert "2.112" in text and "0.556" in text and "ΔMMLU" not in text

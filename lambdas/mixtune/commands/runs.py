@@ -189,9 +189,17 @@ def print_arms(run: dict[str, Any], console: Any = None) -> None:
         title=f"sweep: {len(sweep['arms'])} arms, chosen: {chosen or 'none (no arm passed the gate)'}",
         box=box.SIMPLE,
     )
-    # A terminal's table: no status (the gate column says FAILED) and no loss, short headers.
-    keep = [i for i, name in enumerate(ARM_COLUMNS) if name not in ("status", "general loss")]
-    short = {"domain F1": "F1", "domain Δ pts": "ΔF1", "MMLU Δ pts": "ΔMMLU", "est. $": "$"}
+    # A terminal's table: no status (the gate column says FAILED), short headers, and of the
+    # general columns the MMLU change or, when the arms were ranked on it, the held-out loss.
+    left_out = ("status", "MMLU Δ pts" if sweep.get("general_score") == "general_loss" else "general loss")
+    keep = [i for i, name in enumerate(ARM_COLUMNS) if name not in left_out]
+    short = {
+        "domain F1": "F1",
+        "general loss": "loss",
+        "domain Δ pts": "ΔF1",
+        "MMLU Δ pts": "ΔMMLU",
+        "est. $": "$",
+    }
     for i in keep:
         table.add_column(short.get(ARM_COLUMNS[i], ARM_COLUMNS[i]) or "choice")
     for row in arm_table(sweep, intervals=False):
