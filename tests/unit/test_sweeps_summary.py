@@ -24,6 +24,8 @@ def sweep_metrics() -> dict[str, Any]:
                     "domain_f1": 0.9,
                     "domain_f1_ci": [0.8, 0.95],
                     "mmlu_accuracy": 0.4,
+                    "general_loss": 1.731,
+                    "general_loss_ci": [1.474, 1.988],
                     "deltas": {"domain_f1_points": 60.0, "mmlu_points": -10.0},
                     "verdict": "REJECT",
                     "job_seconds": {"train": 1700.0, "evaluate_tuned": 100.0},
@@ -60,6 +62,8 @@ def sweep_metrics() -> dict[str, Any]:
 def test_the_arms_table_shows_figures_intervals_verdicts_and_the_choice() -> None:
     rows = arm_table(sweep_metrics()["sweep"])
     assert rows[0][:4] == ["a1", "100% domain", "SUCCEEDED", "0.900 [0.800, 0.950]"]
+    assert rows[0][5] == "1.731 [1.474, 1.988]" and rows[1][5] == "n/a"
+    assert arm_table(sweep_metrics()["sweep"], intervals=False)[0][5] == "1.731"
     assert rows[0][6:] == ["+60.0", "-10.0", "REJECT", "1,800", "0.70", "frontier"]
     assert rows[1][-1] == "chosen"
     assert rows[2][2] == "FAILED" and rows[2][8] == "JobFailedError" and rows[2][3] == "n/a"
@@ -139,6 +143,7 @@ def test_the_arms_table_shows_the_held_out_loss_when_the_arms_were_ranked_on_it(
     metrics = sweep_metrics()
     metrics["sweep"]["general_score"] = "general_loss"
     metrics["sweep"]["arms"][0]["general_loss"] = 2.112
+    metrics["sweep"]["arms"][0]["general_loss_ci"] = [1.7, 2.5]
     metrics["sweep"]["arms"][1]["general_loss"] = 0.556
     out = io.StringIO()
     print_arms({"metrics": metrics}, Console(file=out, width=160))

@@ -61,7 +61,7 @@ def arm_table(sweep: dict[str, Any], intervals: bool = True) -> list[list[str]]:
                 str(row.get("status", "")),
                 _ci(row.get("domain_f1"), row.get("domain_f1_ci") if intervals else None),
                 _ci(row.get("mmlu_accuracy"), row.get("mmlu_accuracy_ci") if intervals else None),
-                _num(row.get("general_loss")),
+                _ci(row.get("general_loss"), row.get("general_loss_ci") if intervals else None),
                 _signed(deltas.get("domain_f1_points")),
                 _signed(deltas.get("mmlu_points")),
                 str(row.get("verdict") or (row.get("failure") or {}).get("error") or ""),
