@@ -14,8 +14,10 @@ from mixtune.evaluation import (
     decide_gate,
 )
 from mixtune.evaluation.comparison import compare
+from mixtune.evaluation.gate import items_to_decide
 from mixtune.evaluation.metrics import label_codes
 from mixtune.evaluation.mmlu import score
+from mixtune.evaluation.stats import Interval
 
 POINT = GatePolicy(rule="point")
 
@@ -301,3 +303,15 @@ def test_the_gate_caps_the_rise_of_the_held_out_general_loss_when_asked() -> Non
     assert check.paired and check.outcome == "fail"
     assert check.interval is not None and check.interval.low > 0.25
     assert decide_gate(base, kept, capped).verdict == "PROMOTE"
+
+
+def test_an_mmlu_drop_on_the_budget_up_to_rounding_is_said_to_sit_on_it() -> None:
+    # 99 of 100 questions against 100 of 100 is a 1-point drop, in float 1.0000000000000002
+    base = _result(10, [True] * 100)
+    tuned = _result(45, [True] * 99 + [False], adapter="x")
+    check = next(c for c in decide_gate(base, tuned).checks if c.name == "general_drop")
+    assert check.outcome == "undecided" and check.items_needed is None
+    assert "no eval size decides it" in check.reason
+    interval = Interval(low=-2.0, high=4.0, confidence=0.95, method="x")
+    assert items_to_decide(1.0 + 2e-16, interval, 1.0, 100) is None
+    assert items_to_decide(2.0, interval, 1.0, 100) == 1600  # the interval's 4-point side to a 1-point gap

@@ -225,6 +225,8 @@ def items_to_decide(estimate: float, interval: Interval, threshold: float, n: in
     """Items at which the interval, shrinking as 1/sqrt(n) around the same estimate, clears the threshold."""
     gap = abs(estimate - threshold)
     side = (estimate - interval.low) if threshold < estimate else (interval.high - estimate)
-    if gap == 0 or side <= 0 or n <= 0:
+    # An estimate on the threshold up to float rounding (1 MMLU question in 100 is 1.0000000000000002
+    # points) is on it: no number of items decides it.
+    if math.isclose(estimate, threshold, rel_tol=1e-9, abs_tol=1e-9) or side <= 0 or n <= 0:
         return None
     return max(n + 1, math.ceil(n * (side / gap) ** 2))
