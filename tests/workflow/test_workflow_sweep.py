@@ -81,6 +81,8 @@ def test_a_three_arm_sweep_shares_smoke_and_baseline_and_promotes_the_chosen_arm
         assert arm.manifest_uri and arm.adapter_uri and arm.eval_uri and arm.train_uri
         assert arm.job_seconds["train"] == 1800.0
         assert arm.cost_usd == pytest.approx(0.5 * 1.408, abs=1e-3)  # ml.g5.xlarge, half an hour
+    for row in sweep["arms"]:  # each arm's changes with their paired intervals, as a single run's
+        assert row["delta_intervals"]["domain_f1_points"]["low"] <= row["deltas"]["domain_f1_points"]
     cost = sweep["cost"]
     assert cost["total_usd"] == pytest.approx(3 * 0.704 + cost["shared_usd"], abs=1e-3)
     # the jobs of every arm are in the run's lineage (MarkFailed would stop them all)
