@@ -100,6 +100,7 @@ def test_the_tradeoff_plot_is_well_formed_svg_with_every_arm_the_base_and_the_fr
             plots.TradeoffPoint("100% <domain>", 0.40, 0.90, on_frontier=True, passes=False),
             plots.TradeoffPoint("75% domain", 0.50, 0.85, on_frontier=True, chosen=True),
             plots.TradeoffPoint("50% domain", 0.49, 0.60),
+            plots.TradeoffPoint("25% domain", 0.51, 0.40, passes=False, undecided=True),
         ],
         title="trade-off",
         x_label="MMLU accuracy",
@@ -108,10 +109,13 @@ def test_the_tradeoff_plot_is_well_formed_svg_with_every_arm_the_base_and_the_fr
     )
     root = ET.fromstring(svg)
     texts = [element.text for element in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert "100% <domain>" in texts and "75% domain (chosen)" in texts and "base model" in texts
+    assert "100% <domain> (refused)" in texts and "75% domain (chosen)" in texts and "base model" in texts
+    assert "25% domain (undecided)" in texts and "50% domain" in texts
     assert len(list(root.iter("{http://www.w3.org/2000/svg}polyline"))) == 1  # the frontier
     circles = list(root.iter("{http://www.w3.org/2000/svg}circle"))
-    assert len(circles) == 4  # three arms and the ring of the chosen one
+    assert len(circles) == 5  # four arms and the ring of the chosen one
+    strokes = [circle.get("stroke") for circle in circles]
+    assert strokes.count(plots.BAD_COLOUR) == 1 and strokes.count(plots.SMOKE_COLOUR) == 1
 
 
 def test_runs_show_prints_the_arms_table_the_reasons_failures_and_cost() -> None:

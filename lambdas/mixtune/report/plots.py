@@ -308,6 +308,7 @@ class TradeoffPoint:
     on_frontier: bool = False
     chosen: bool = False
     passes: bool = True
+    undecided: bool = False  # the gate could not decide (INCONCLUSIVE): not passed, not refused
 
 
 def tradeoff_chart(
@@ -323,7 +324,7 @@ def tradeoff_chart(
 ) -> str:
     """A sweep's trade-off: each arm at (general score, domain score), the base model as a grey
     square, the Pareto frontier as a line, the chosen arm ringed in green, arms the gate refused
-    hollow. ``lower_x_is_better``: the x axis runs high to low (a loss), so better is always up
+    hollow red, arms it could not decide on hollow amber. ``lower_x_is_better``: the x axis runs high to low (a loss), so better is always up
     and right."""
     canvas = _Canvas(width, height, title)
     left, right, top, bottom = 52, 24, 16, 40
@@ -359,7 +360,7 @@ def tradeoff_chart(
         canvas.add("text", "base model", x=f"{bx + 8:.1f}", y=f"{by + 4:.1f}", fill=MUTED_COLOUR)
     for p in points:
         cx, cy = px(p.general), py(p.domain)
-        colour = TUNED_COLOUR if p.passes else BAD_COLOUR
+        colour = TUNED_COLOUR if p.passes else (SMOKE_COLOUR if p.undecided else BAD_COLOUR)
         canvas.add(
             "circle",
             cx=f"{cx:.1f}",
@@ -379,7 +380,8 @@ def tradeoff_chart(
                 stroke=GOOD_COLOUR,
                 stroke_width=2.5,
             )
-        text = p.label + (" (chosen)" if p.chosen else "")
+        note = "chosen" if p.chosen else ("" if p.passes else "undecided" if p.undecided else "refused")
+        text = p.label + (f" ({note})" if note else "")
         canvas.add("text", text, x=f"{cx + 11:.1f}", y=f"{cy - 6:.1f}")
     return canvas.svg()
 

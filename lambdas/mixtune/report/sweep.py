@@ -71,6 +71,7 @@ def tradeoff_figure(metrics: dict | None) -> Figure | None:
             on_frontier=bool(row.get("on_frontier")),
             chosen=bool(row.get("chosen")),
             passes=row.get("verdict") == "PROMOTE",
+            undecided=row.get("verdict") == "INCONCLUSIVE",
         )
         for row in sweep["arms"]
         if row.get("status") == "SUCCEEDED"
@@ -95,8 +96,8 @@ def tradeoff_figure(metrics: dict | None) -> Figure | None:
             lower_x_is_better=not uses_mmlu,
         ),
         "Each arm's domain score against its general score; the dashed line is the Pareto"
-        " frontier, the ringed arm the one promoted, hollow red arms the gate refused, the grey"
-        " square the base model.",
+        " frontier, the ringed arm the one promoted, hollow red arms the gate refused, hollow amber"
+        " arms its eval sets could not decide on, the grey square the base model.",
         "; ".join(f"{p.label}: domain {p.domain:.3f}, general {p.general:.3f}" for p in points),
     )
 
