@@ -113,12 +113,15 @@ class Comparison(BaseModel):
     delta_intervals: dict[str, DeltaInterval] = {}
     decision: GateDecision
 
+    def intervals_as_json(self) -> dict[str, dict[str, Any]]:
+        return {k: v.model_dump(mode="json") for k, v in self.delta_intervals.items()}
+
     def run_metrics(self, baseline_cached: bool) -> dict[str, Any]:
         return {
             "baseline": self.baseline,
             "tuned": self.tuned,
             "deltas": self.deltas,
-            "delta_intervals": {k: v.model_dump(mode="json") for k, v in self.delta_intervals.items()},
+            "delta_intervals": self.intervals_as_json(),
             "verdict": self.decision.verdict,
             "baseline_cached": baseline_cached,
         }

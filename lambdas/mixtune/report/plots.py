@@ -324,8 +324,8 @@ def tradeoff_chart(
 ) -> str:
     """A sweep's trade-off: each arm at (general score, domain score), the base model as a grey
     square, the Pareto frontier as a line, the chosen arm ringed in green, arms the gate refused
-    hollow red, arms it could not decide on hollow amber. ``lower_x_is_better``: the x axis runs high to low (a loss), so better is always up
-    and right."""
+    hollow red, arms it could not decide on hollow amber. ``lower_x_is_better``: the x axis runs
+    high to low (a loss), so better is always up and right."""
     canvas = _Canvas(width, height, title)
     left, right, top, bottom = 52, 24, 16, 40
     xs = [p.general for p in points] + ([baseline[0]] if baseline else [])

@@ -176,7 +176,7 @@ def _arm_row(
         row.update(
             {k: v for k, v in comparison.tuned.items() if k != "config_hash"},
             deltas=comparison.deltas,
-            delta_intervals={k: v.model_dump(mode="json") for k, v in comparison.delta_intervals.items()},
+            delta_intervals=comparison.intervals_as_json(),
             verdict=comparison.decision.verdict,
             gate_reasons=comparison.decision.reasons,
         )
