@@ -217,7 +217,7 @@ def score_domain(scorer: Scorer, config: EvalConfig) -> DomainScores:
             # Answers may name any label of the dataset, but macro-F1 averages over the labels
             # the split's answers or predictions hold: an intent the split never shows and no
             # answer names is not a zero (the convention of scikit-learn's f1_score).
-            label_set = sorted(set(gold_mapped) | set(predicted) & set(label_set))
+            label_set = sorted(set(gold_mapped) | (set(predicted) & set(label_set)))
         scores = classification_scores(gold_mapped, predicted, label_set)
         items = DomainItems(
             ids=ids,

@@ -111,11 +111,7 @@ class DemoPlan(BaseModel):
             "gate": {
                 "max_general_drop": self.max_general_drop,
                 "min_domain_gain": 1.0,
-                **(
-                    {"max_general_loss_increase": self.max_general_loss_increase}
-                    if self.max_general_loss_increase is not None
-                    else {}
-                ),
+                "max_general_loss_increase": self.max_general_loss_increase,  # None: no cap
             },
             "smoke_steps": self.smoke_steps,
             # Two-second polls, a 1,000 s job budget: the poll budget covers it and the
